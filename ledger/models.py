@@ -1,0 +1,86 @@
+"""The append-only log: one log per origin node, RFC 9162 Merkle tree over its entries.
+
+Entry rows are never updated or deleted (a correction is a new entry). The stored perfect-subtree
+hashes (TreeNode) let the node compute the root and proofs of any past tree size without rehashing.
+"""
+
+from django.db import models
+
+
+class Node(models.Model):
+    """A node this one knows: itself, and every origin whose log it mirrors."""
+
+    node_id = models.CharField(max_length=64, primary_key=True)
+    public_key = models.CharField(max_length=64, help_text="Ed25519 public key, base64")
+    tier = models.CharField(max_length=32)
+    prefix = models.CharField(max_length=16, blank=True, help_text="patient-number prefix")
+    is_self = models.BooleanField(default=False)
+    url = models.CharField(max_length=255, blank=True)
+    revoked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["is_self"], condition=models.Q(is_self=True), name="one_self")
+        ]
+
+
+class LogHead(models.Model):
+    """Size of each origin's log; its row is locked for every append, so indexes never gap or repeat."""
+
+    origin = models.CharField(max_length=64, primary_key=True)
+    size = models.PositiveBigIntegerField(default=0)
+    last_hlc = models.BigIntegerField(default=0)
+
+
+class Entry(models.Model):
+    class Kind(models.TextChoices):
+        CREATE = "create"
+        UPDATE = "update"
+        MERGE = "merge"
+        DELETE = "delete"
+        RESOLVE = "resolve"
+
+    origin = models.CharField(max_length=64)
+    index = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    object_type = models.CharField(max_length=32)
+    object_id = models.UUIDField()
+    payload = models.TextField(help_text="canonical JSON of the object after the change")
+    author = models.CharField(max_length=150)
+    hlc = models.BigIntegerField()
+    leaf_hash = models.BinaryField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["origin", "index"], name="entry_origin_index")]
+        indexes = [models.Index(fields=["object_type", "object_id", "origin", "index"])]
+
+    def __str__(self):
+        return f"{self.origin}#{self.index} {self.kind} {self.object_type} {self.object_id}"
+
+
+class TreeNode(models.Model):
+    """Hash of the perfect subtree of 2**level leaves starting at leaf index * 2**level."""
+
+    origin = models.CharField(max_length=64)
+    level = models.PositiveSmallIntegerField()
+    index = models.PositiveBigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["origin", "level", "index"], name="treenode_position")]
+
+
+class Checkpoint(models.Model):
+    """A signed tree head, stored as the C2SP signed note exactly as it was signed."""
+
+    origin = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    root_hash = models.BinaryField(max_length=32)
+    note = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["origin", "size"], name="checkpoint_origin_size")]
+        ordering = ["origin", "-size"]

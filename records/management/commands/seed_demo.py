@@ -1,0 +1,76 @@
+import json
+import random
+import secrets
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from accounts.models import User
+from accounts.roles import Role
+from accounts.services import create_user
+from records import services
+from records.demo import demo_patient
+
+
+class Command(BaseCommand):
+    help = "Create deterministic synthetic clinic data (and demo users, if there are none)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--patients", type=int, default=50)
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--no-users", action="store_true", help="do not create demo users")
+        parser.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):
+        patients, seed, as_json = options["patients"], options["seed"], options["json"]
+        if patients < 0 or patients > 1_000_000:
+            raise CommandError("--patients must be between 0 and 1,000,000", returncode=2)
+        passwords = {}
+        if not options["no_users"] and not User.objects.exists():
+            for role in Role:
+                password = secrets.token_urlsafe(12)
+                create_user(username=f"demo_{role.value}", role=role.value, password=password, validate=False)
+                passwords[f"demo_{role.value}"] = password
+        rng = random.Random(seed)
+        started = time.perf_counter()
+        encounters = 0
+        for number in range(patients):
+            person = demo_patient(rng)
+            with transaction.atomic():
+                patient = services.register_patient(
+                    author="seed_demo",
+                    given_name=person.given_name,
+                    family_name=person.family_name,
+                    sex=person.sex,
+                    birth_date=person.birth_date,
+                    village=person.village,
+                    phone=person.phone,
+                )
+                for _when, encounter in person.encounters:
+                    services.record_encounter(patient=patient, author="demo_clinician", data=encounter)
+                    encounters += 1
+            if not as_json and patients >= 1000 and (number + 1) % 1000 == 0:
+                self.stderr.write(f"  {number + 1}/{patients} patients")
+        elapsed = time.perf_counter() - started
+        if as_json:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "patients": patients,
+                        "encounters": encounters,
+                        "seed": seed,
+                        "seconds": round(elapsed, 2),
+                        "users": passwords,
+                    },
+                    sort_keys=True,
+                )
+            )
+            return
+        self.stdout.write(
+            f"seeded {patients} patients with {encounters} encounters in {elapsed:.1f}s (seed {seed})"
+        )
+        if passwords:
+            self.stdout.write("demo users (passwords are shown once; keep them):")
+            for username, password in passwords.items():
+                self.stdout.write(f"  {username:18} {password}")

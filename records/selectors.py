@@ -1,0 +1,232 @@
+"""Reads of clinical records. Each takes the reading user and returns only what their role may see."""
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.roles import Capability, has_capability
+from ledger.models import Entry
+
+from .canonical import record_payload
+from .codes import VITAL_SIGNS
+from .models import Attachment, ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
+from .patient_number import is_valid_patient_number
+from .text import fold
+
+UNIT_DISPLAY = {"Cel": "°C", "mm[Hg]": "mmHg", "/min": "/min", "{copies}/mL": "copies/mL"}
+
+
+def _require(user, capability: Capability) -> None:
+    if not has_capability(user, capability):
+        raise PermissionDenied
+
+
+def search_patients(*, user, query: str, limit: int = 20) -> list[Patient]:
+    """By patient number, phone, or any part of the name (accents and case ignored)."""
+    _require(user, Capability.VIEW_PATIENTS)
+    query = (query or "").strip()
+    if not query:
+        return []
+    base = Patient.objects.filter(merged_into__isnull=True)
+    if is_valid_patient_number(query):
+        return list(base.filter(patient_number=query.upper())[:limit])
+    digits = "".join(c for c in query if c.isdigit())
+    if len(digits) >= 6 and len(digits) >= len(query.replace(" ", "").replace("+", "")) - 1:
+        return list(base.filter(phone__contains=digits[-9:])[:limit])
+    condition = Q()
+    for token in fold(query).split():
+        condition &= Q(search_name__contains=token)
+    return list(base.filter(condition).order_by("family_name", "given_name")[:limit])
+
+
+def get_patient(*, user, patient_id) -> Patient:
+    _require(user, Capability.VIEW_PATIENTS)
+    return Patient.objects.get(pk=patient_id)
+
+
+def patient_group_ids(patient: Patient) -> list:
+    """The patient and everyone merged into them: a merge keeps both histories in one chart."""
+    ids = [patient.pk]
+    frontier = [patient.pk]
+    while frontier:
+        merged = list(Patient.objects.filter(merged_into__in=frontier).values_list("pk", flat=True))
+        ids.extend(merged)
+        frontier = merged
+    return ids
+
+
+@dataclass
+class Chart:
+    patient: Patient
+    merged: list[Patient]
+    encounters: list[Encounter]
+    clinical: bool
+    conditions: list[Condition] = field(default_factory=list)
+    medications: list[MedicationRequest] = field(default_factory=list)
+    notes: list[ClinicalNote] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    vitals: dict[str, list[Observation]] = field(default_factory=dict)
+    vital_rows: list[dict] = field(default_factory=list)
+    labs: list[Observation] = field(default_factory=list)
+    verified: dict = field(default_factory=dict)
+
+
+def verification_marks(objects) -> dict:
+    """pk -> True when the row equals the payload of its latest ledger entry (one query for all)."""
+    by_id = {obj.pk: obj for obj in objects}
+    latest: dict = {}
+    for object_id, hlc, payload in Entry.objects.filter(object_id__in=list(by_id)).values_list(
+        "object_id", "hlc", "payload"
+    ):
+        if object_id not in latest or hlc > latest[object_id][0]:
+            latest[object_id] = (hlc, payload)
+    return {
+        pk: pk in latest and json.loads(latest[pk][1]) == record_payload(obj) for pk, obj in by_id.items()
+    }
+
+
+def patient_chart(*, user, patient: Patient, encounter_limit: int = 30) -> Chart:
+    """Everything the chart page shows. A clerk gets demographics and visit dates only."""
+    _require(user, Capability.VIEW_PATIENTS)
+    ids = patient_group_ids(patient)
+    merged = list(Patient.objects.filter(pk__in=ids[1:]))
+    encounters = list(Encounter.objects.filter(patient__in=ids).order_by("-started_at")[:encounter_limit])
+    chart = Chart(
+        patient=patient,
+        merged=merged,
+        encounters=encounters,
+        clinical=has_capability(user, Capability.VIEW_CLINICAL),
+    )
+    if not chart.clinical:
+        chart.verified = verification_marks([patient])
+        return chart
+    chart.conditions = list(
+        Condition.objects.filter(patient__in=ids).select_related("encounter").order_by("-created_at")[:50]
+    )
+    chart.medications = list(
+        MedicationRequest.objects.filter(patient__in=ids)
+        .select_related("encounter")
+        .order_by("-created_at")[:50]
+    )
+    chart.notes = list(
+        ClinicalNote.objects.filter(patient__in=ids).select_related("encounter").order_by("-created_at")[:30]
+    )
+    chart.attachments = list(Attachment.objects.filter(patient__in=ids).order_by("-created_at")[:30])
+    observations = Observation.objects.filter(patient__in=ids).order_by("effective_at")
+    for observation in observations:
+        if observation.category == Observation.Category.VITAL_SIGNS:
+            chart.vitals.setdefault(observation.code, []).append(observation)
+        else:
+            chart.labs.append(observation)
+    chart.labs.reverse()
+    for kind in VITAL_SIGNS:
+        series = chart.vitals.get(kind.code)
+        if series:
+            chart.vital_rows.append(
+                {
+                    "label": kind.label,
+                    "unit_display": UNIT_DISPLAY.get(kind.unit, kind.unit),
+                    "latest": series[-1],
+                    "observations": series,
+                }
+            )
+    chart.verified = verification_marks([patient, *chart.conditions, *chart.medications, *chart.notes])
+    return chart
+
+
+def get_attachment(*, user, attachment_id) -> Attachment:
+    _require(user, Capability.VIEW_CLINICAL)
+    return Attachment.objects.get(pk=attachment_id)
+
+
+def get_note(*, user, note_id) -> ClinicalNote:
+    _require(user, Capability.VIEW_CLINICAL)
+    return ClinicalNote.objects.get(pk=note_id)
+
+
+@dataclass(frozen=True)
+class DuplicateCandidate:
+    patient: Patient
+    score: float
+    reasons: list[str]
+
+
+def _name_similarity(a: str, b: str) -> float:
+    direct = SequenceMatcher(None, a, b).ratio()
+    swapped = SequenceMatcher(None, a, " ".join(reversed(b.split()))).ratio()
+    return max(direct, swapped)
+
+
+def possible_duplicates(
+    *,
+    user,
+    given_name: str,
+    family_name: str,
+    sex: str = "",
+    birth_date: dt.date | None = None,
+    village: str = "",
+    phone: str = "",
+    limit: int = 5,
+) -> list[DuplicateCandidate]:
+    """Existing patients who may be the person being registered, best first.
+
+    Candidates come from a cheap indexed prefilter (same phone, birth within two years, or a name
+    token in common), then get a score from name similarity, sex, birth date, village and phone.
+    """
+    _require(user, Capability.VIEW_PATIENTS)
+    name = fold(f"{given_name} {family_name}")
+    tokens = [t for t in name.split() if len(t) >= 3]
+    prefilter = Q()
+    if phone.strip():
+        prefilter |= Q(phone=phone.strip())
+    if birth_date:
+        prefilter |= Q(
+            birth_date__range=(birth_date - dt.timedelta(days=730), birth_date + dt.timedelta(days=730))
+        )
+    for token in tokens:
+        prefilter |= Q(search_name__contains=token[:4])
+    if not prefilter:
+        return []
+    scored = []
+    for candidate in Patient.objects.filter(prefilter, merged_into__isnull=True)[:2000]:
+        similarity = _name_similarity(name, candidate.search_name)
+        score, reasons = similarity * 0.5, []
+        if similarity >= 0.8:
+            reasons.append("similar name")
+        if phone.strip() and candidate.phone == phone.strip():
+            score += 0.3
+            reasons.append("same phone")
+        if birth_date:
+            gap = abs((candidate.birth_date - birth_date).days)
+            if gap == 0:
+                score += 0.2
+                reasons.append("same birth date")
+            elif gap <= 366:
+                score += 0.1
+                reasons.append("birth within a year")
+        if sex and candidate.sex == sex:
+            score += 0.05
+        elif sex and candidate.sex != sex and candidate.sex != "unknown":
+            score -= 0.2
+        if village.strip() and fold(candidate.village) == fold(village):
+            score += 0.1
+            reasons.append("same village")
+        if score >= 0.6 and similarity >= 0.6:
+            scored.append(DuplicateCandidate(candidate, round(score, 2), reasons))
+    scored.sort(key=lambda c: c.score, reverse=True)
+    return scored[:limit]
+
+
+def recent_patients(*, user, limit: int = 10) -> list[Patient]:
+    _require(user, Capability.VIEW_PATIENTS)
+    since = timezone.now() - dt.timedelta(days=30)
+    return list(
+        Patient.objects.filter(updated_at__gte=since, merged_into__isnull=True).order_by("-updated_at")[
+            :limit
+        ]
+    )

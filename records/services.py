@@ -1,0 +1,319 @@
+"""Every write to clinical records. Each function validates, writes the rows and appends one ledger
+entry per changed object in the same transaction, so no record change can bypass the ledger.
+"""
+
+import datetime as dt
+import hashlib
+import mimetypes
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
+
+from ledger import services as ledger_services
+from ledger.selectors import self_node_id, self_node_prefix
+
+from .canonical import object_type, record_payload
+from .codes import OBSERVATION_KINDS, QUALITATIVE_LABS, icd10_codes
+from .models import (
+    Attachment,
+    ClinicalNote,
+    Condition,
+    DuplicateDismissal,
+    Encounter,
+    MedicationRequest,
+    Observation,
+    Patient,
+    PatientNumberSequence,
+)
+from .patient_number import format_patient_number
+from .text import fold
+
+IMAGE_MEDIA_TYPES = {"image/png", "image/tiff", "application/dicom", "image/jpeg"}
+
+
+def _ledger(obj, *, kind: str, author: str) -> None:
+    ledger_services.append(
+        kind=kind, object_type=object_type(obj), object_id=obj.pk, payload=record_payload(obj), author=author
+    )
+
+
+def _stamp_new(obj) -> None:
+    now = timezone.now()
+    obj.origin = self_node_id()
+    obj.created_at = now
+    obj.updated_at = now
+    obj.version = 1
+
+
+def _save_new(obj, *, author: str):
+    _stamp_new(obj)
+    obj.full_clean()
+    obj.save(force_insert=True)
+    _ledger(obj, kind="create", author=author)
+    return obj
+
+
+def allocate_patient_number() -> str:
+    """Next number of this node's sequence; must run inside the registering transaction."""
+    prefix = self_node_prefix()
+    sequence, _ = PatientNumberSequence.objects.select_for_update().get_or_create(prefix=prefix)
+    number = sequence.next_value
+    sequence.next_value = number + 1
+    sequence.save(update_fields=["next_value"])
+    return format_patient_number(prefix, number)
+
+
+@transaction.atomic
+def register_patient(
+    *,
+    author: str,
+    given_name: str,
+    family_name: str,
+    sex: str,
+    birth_date: dt.date,
+    birth_date_estimated: bool = False,
+    village: str = "",
+    phone: str = "",
+    not_duplicate_of: list[Patient] | None = None,
+    confirmed_by=None,
+) -> Patient:
+    patient = Patient(
+        given_name=given_name.strip(),
+        family_name=family_name.strip(),
+        sex=sex,
+        birth_date=birth_date,
+        birth_date_estimated=birth_date_estimated,
+        village=village.strip(),
+        phone=phone.strip(),
+    )
+    if birth_date and birth_date > timezone.localdate():
+        raise ValidationError({"birth_date": "A birth date cannot be in the future."})
+    patient.search_name = fold(f"{patient.given_name} {patient.family_name}")
+    patient.patient_number = allocate_patient_number()
+    _save_new(patient, author=author)
+    for candidate in not_duplicate_of or []:
+        DuplicateDismissal.objects.create(patient=patient, candidate=candidate, confirmed_by=confirmed_by)
+    return patient
+
+
+@transaction.atomic
+def update_patient(*, patient: Patient, author: str, **changes) -> Patient:
+    allowed = {"given_name", "family_name", "sex", "birth_date", "birth_date_estimated", "village", "phone"}
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationError(f"cannot change {', '.join(sorted(unknown))}")
+    patient = Patient.objects.select_for_update().get(pk=patient.pk)
+    for name, value in changes.items():
+        setattr(patient, name, value.strip() if isinstance(value, str) else value)
+    patient.search_name = fold(f"{patient.given_name} {patient.family_name}")
+    patient.updated_at = timezone.now()
+    patient.version += 1
+    patient.full_clean()
+    patient.save()
+    _ledger(patient, kind="update", author=author)
+    return patient
+
+
+@transaction.atomic
+def merge_patients(*, keep: Patient, duplicate: Patient, author: str) -> Patient:
+    """Mark `duplicate` as merged into `keep`. Both histories stay: the chart of `keep` shows the
+    records of every patient merged into it, and nothing is rewritten."""
+    if keep.pk == duplicate.pk:
+        raise ValidationError("a patient cannot be merged into itself")
+    keep = Patient.objects.select_for_update().get(pk=keep.pk)
+    duplicate = Patient.objects.select_for_update().get(pk=duplicate.pk)
+    if keep.merged_into_id or duplicate.merged_into_id:
+        raise ValidationError("one of these patients has already been merged")
+    duplicate.merged_into = keep
+    duplicate.updated_at = timezone.now()
+    duplicate.version += 1
+    duplicate.save()
+    _ledger(duplicate, kind="merge", author=author)
+    return keep
+
+
+@dataclass
+class VitalSign:
+    code: str
+    value: Decimal
+
+
+@dataclass
+class LabResult:
+    code: str
+    value: Decimal | None = None
+    text: str = ""
+
+
+@dataclass
+class DiagnosisInput:
+    icd10_code: str
+    onset_date: dt.date | None = None
+
+
+@dataclass
+class PrescriptionInput:
+    medication: str
+    dose: str = ""
+    frequency: str = ""
+    duration_days: int | None = None
+
+
+@dataclass
+class EncounterInput:
+    kind: str = Encounter.Kind.OUTPATIENT
+    reason: str = ""
+    started_at: dt.datetime | None = None
+    vitals: list[VitalSign] = field(default_factory=list)
+    labs: list[LabResult] = field(default_factory=list)
+    diagnoses: list[DiagnosisInput] = field(default_factory=list)
+    prescriptions: list[PrescriptionInput] = field(default_factory=list)
+    note: str = ""
+
+
+def _observation(patient, encounter, code: str, value: Decimal | None, text: str, when) -> Observation:
+    if code in OBSERVATION_KINDS:
+        kind = OBSERVATION_KINDS[code]
+        if value is None:
+            raise ValidationError({code: f"{kind.display} needs a value"})
+        if not Decimal(kind.minimum) <= value <= Decimal(kind.maximum):
+            raise ValidationError(
+                {code: f"{kind.display} {value} {kind.unit} is outside {kind.minimum}-{kind.maximum}"}
+            )
+        category = (
+            Observation.Category.LABORATORY
+            if code in {"718-7", "2339-0", "20447-9", "24467-3"}
+            else (Observation.Category.VITAL_SIGNS)
+        )
+        return Observation(
+            patient=patient,
+            encounter=encounter,
+            category=category,
+            code=code,
+            display=kind.display,
+            value_decimal=value,
+            unit=kind.unit,
+            effective_at=when,
+        )
+    if code in QUALITATIVE_LABS:
+        if not text:
+            raise ValidationError({code: f"{QUALITATIVE_LABS[code]} needs a result"})
+        return Observation(
+            patient=patient,
+            encounter=encounter,
+            category=Observation.Category.LABORATORY,
+            code=code,
+            display=QUALITATIVE_LABS[code],
+            value_text=text,
+            effective_at=when,
+        )
+    raise ValidationError({"code": f"unknown observation code {code!r}"})
+
+
+@transaction.atomic
+def record_encounter(*, patient: Patient, author: str, data: EncounterInput) -> Encounter:
+    """One visit: the encounter, its vitals and labs, diagnoses, prescriptions and note, all or nothing."""
+    if patient.merged_into_id:
+        raise ValidationError("this patient was merged; record the visit on the surviving record")
+    when = data.started_at or timezone.now()
+    if when > timezone.now() + dt.timedelta(minutes=5):
+        raise ValidationError({"started_at": "An encounter cannot be in the future."})
+    encounter = _save_new(
+        Encounter(
+            patient=patient, kind=data.kind, reason=data.reason.strip(), started_at=when, practitioner=author
+        ),
+        author=author,
+    )
+    for vital in data.vitals:
+        _save_new(_observation(patient, encounter, vital.code, vital.value, "", when), author=author)
+    for lab in data.labs:
+        _save_new(_observation(patient, encounter, lab.code, lab.value, lab.text, when), author=author)
+    codes = icd10_codes()
+    for diagnosis in data.diagnoses:
+        known = codes.get(diagnosis.icd10_code)
+        if known is None:
+            raise ValidationError({"diagnoses": f"unknown ICD-10 code {diagnosis.icd10_code!r}"})
+        _save_new(
+            Condition(
+                patient=patient,
+                encounter=encounter,
+                icd10_code=known.code,
+                display=known.display,
+                onset_date=diagnosis.onset_date,
+            ),
+            author=author,
+        )
+    for item in data.prescriptions:
+        _save_new(
+            MedicationRequest(
+                patient=patient,
+                encounter=encounter,
+                medication=item.medication.strip(),
+                dose=item.dose.strip(),
+                frequency=item.frequency.strip(),
+                duration_days=item.duration_days,
+                prescriber=author,
+            ),
+            author=author,
+        )
+    if data.note.strip():
+        _save_new(
+            ClinicalNote(patient=patient, encounter=encounter, text=data.note.strip(), author=author),
+            author=author,
+        )
+    return encounter
+
+
+@transaction.atomic
+def add_note(*, patient: Patient, author: str, text: str, encounter: Encounter | None = None) -> ClinicalNote:
+    if not text.strip():
+        raise ValidationError({"text": "A note cannot be empty."})
+    return _save_new(
+        ClinicalNote(patient=patient, encounter=encounter, text=text.strip(), author=author), author=author
+    )
+
+
+def add_attachment(
+    *,
+    patient: Patient,
+    author: str,
+    title: str,
+    content: bytes,
+    media_type: str,
+    filename: str,
+    encounter: Encounter | None = None,
+) -> Attachment:
+    """Store a file (already checked by the caller's form) and ledger it. The file is written inside
+    the transaction's scope and removed again if the transaction fails, so no orphan stays behind."""
+    if len(content) > settings.MAX_UPLOAD_BYTES:
+        raise ValidationError(
+            {"file": f"The file is larger than {settings.MAX_UPLOAD_BYTES // (1024 * 1024)} MB."}
+        )
+    extension = mimetypes.guess_extension(media_type) or ".bin"
+    attachment = Attachment(
+        patient=patient,
+        encounter=encounter,
+        title=title.strip() or filename,
+        media_type=media_type,
+        size_bytes=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        uploaded_by=author,
+        watermark_status=(
+            Attachment.WatermarkStatus.PENDING
+            if media_type in IMAGE_MEDIA_TYPES
+            else Attachment.WatermarkStatus.NOT_APPLICABLE
+        ),
+    )
+    attachment.file.save(f"{attachment.id}{extension}", ContentFile(content), save=False)
+    try:
+        with transaction.atomic():
+            _save_new(attachment, author=author)
+    except Exception:
+        attachment.file.delete(save=False)
+        raise
+    return attachment

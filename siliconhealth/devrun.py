@@ -1,0 +1,85 @@
+"""`make run`: one node on this machine: migrate, seed demo data once, then the web app, a Celery
+worker and Celery beat (kombu's filesystem transport: no broker server). Ctrl-C stops them all.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
+
+
+def needs_seed() -> bool:
+    probe = "from records.models import Patient; print(Patient.objects.exists())"
+    out = subprocess.run(
+        [PYTHON, "manage.py", "shell", "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip() == "False"
+
+
+def main() -> int:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siliconhealth.settings")
+    address = os.environ.get("SILICONHEALTH_ADDRESS", "127.0.0.1:8000")
+    manage("migrate", "--noinput", "-v", "0")
+    if needs_seed():
+        manage("seed_demo", "--patients", os.environ.get("SILICONHEALTH_DEMO_PATIENTS", "40"), "--seed", "1")
+    services = {
+        "web": [PYTHON, "manage.py", "runserver", address, "--noreload"],
+        "worker": [
+            PYTHON,
+            "-m",
+            "celery",
+            "-A",
+            "siliconhealth",
+            "worker",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--pool=solo",
+        ],
+        "beat": [PYTHON, "-m", "celery", "-A", "siliconhealth", "beat", "--loglevel=INFO"],
+    }
+    children = {
+        name: subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for name, cmd in services.items()
+    }
+    print(f"SiliconHealth is running on http://{address}/ (Ctrl-C stops it)", flush=True)
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    status = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with status {child.returncode}; stopping the node", file=sys.stderr)
+                status = 1
+                stopping = True
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+    print("stopped", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
