@@ -53,3 +53,8 @@ def envelope_from_row(
         author=author,
         hlc=hlc,
     )
+
+
+def log_origin(node_id: str) -> str:
+    """The checkpoint origin line (and signing key name) of a node's log."""
+    return f"siliconhealth/{node_id}"

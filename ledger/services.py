@@ -6,10 +6,11 @@ import time
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from . import hlc, merkle
+from . import hlc, merkle, note
 from .canonical import canonical_json
-from .entries import entry_leaf_hash, envelope
-from .models import Entry, LogHead, Node, TreeNode
+from .entries import entry_leaf_hash, envelope, log_origin
+from .models import Checkpoint, Entry, LogHead, Node, TreeNode
+from .selectors import db_get_node
 
 
 def ensure_self_node() -> Node:
@@ -100,3 +101,43 @@ def append(*, kind: str, object_type: str, object_id, payload: dict, author: str
 
 def payload_of(entry: Entry) -> dict:
     return json.loads(entry.payload)
+
+
+class CheckpointRefused(RuntimeError):
+    """Sealing would contradict a checkpoint this node signed before."""
+
+
+def seal_checkpoint() -> Checkpoint:
+    """Sign a checkpoint of this node's log at its current size (or return the one that exists).
+
+    Before signing, the new tree must extend the previous signed tree (a consistency proof from the
+    stored nodes is checked against the previous signed root), so the node never signs a fork.
+    """
+    from .selectors import node_identity
+
+    identity = node_identity()
+    origin = identity.node_id
+    ensure_self_node()
+    with transaction.atomic():
+        head = LogHead.objects.select_for_update().get(origin=origin)
+        existing = Checkpoint.objects.filter(origin=origin, size=head.size).first()
+        if existing:
+            return existing
+        get_node = db_get_node(origin)
+        root = merkle.root_at(head.size, get_node)
+        previous = Checkpoint.objects.filter(origin=origin, size__lt=head.size).order_by("-size").first()
+        if previous is not None:
+            try:
+                body = note.parse_checkpoint(
+                    note.open_note(previous.note, log_origin(origin), identity.public_key_bytes)
+                )
+                proof = merkle.consistency_proof(body.size, head.size, get_node)
+                merkle.verify_consistency(body.size, head.size, proof, body.root_hash, root)
+            except (note.NoteError, merkle.ProofError) as error:
+                raise CheckpointRefused(f"refusing to sign size {head.size}: {error}") from error
+        signed = note.sign_note(
+            note.format_checkpoint(log_origin(origin), head.size, root),
+            log_origin(origin),
+            identity.private_key,
+        )
+        return Checkpoint.objects.create(origin=origin, size=head.size, root_hash=root, note=signed)

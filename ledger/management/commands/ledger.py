@@ -1,0 +1,84 @@
+import json
+import sys
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger import bundle, services, verification
+
+
+class Command(BaseCommand):
+    help = "The ledger: `verify`, `checkpoint`, `proof --record UUID --out FILE`."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        verify = sub.add_parser(
+            "verify", help="recompute every hash, checkpoint and record; report each problem"
+        )
+        verify.add_argument("--json", action="store_true")
+        checkpoint = sub.add_parser("checkpoint", help="seal a signed checkpoint of this node's log now")
+        checkpoint.add_argument("--json", action="store_true")
+        proof = sub.add_parser("proof", help="write an offline proof bundle for one record")
+        proof.add_argument("--record", required=True)
+        proof.add_argument("--out", required=True)
+        proof.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):
+        return getattr(self, f"_{options['action']}")(options)
+
+    def _verify(self, options):
+        progress = None if options["json"] else (lambda what, n: self.stderr.write(f"  {n} {what} checked"))
+        report = verification.verify_all(progress)
+        if options["json"]:
+            self.stdout.write(json.dumps(report.as_dict(), sort_keys=True))
+        else:
+            for problem in report.problems:
+                self.stdout.write(f"PROBLEM {problem}")
+            verdict = "OK" if report.ok else f"{len(report.problems)} PROBLEM(S)"
+            self.stdout.write(
+                f"{verdict}: {report.entries} entries, {report.checkpoints} checkpoints, "
+                f"{report.records} records checked"
+            )
+        if not report.ok:
+            sys.exit(1)
+
+    def _checkpoint(self, options):
+        try:
+            checkpoint = services.seal_checkpoint()
+        except services.CheckpointRefused as error:
+            self.stderr.write(str(error))
+            sys.exit(1)
+        if options["json"]:
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "origin": checkpoint.origin,
+                        "size": checkpoint.size,
+                        "root_hash": bytes(checkpoint.root_hash).hex(),
+                        "note": checkpoint.note,
+                    }
+                )
+            )
+        else:
+            self.stdout.write(checkpoint.note)
+
+    def _proof(self, options):
+        try:
+            record = uuid.UUID(options["record"])
+        except ValueError:
+            raise CommandError(f"{options['record']!r} is not a UUID", returncode=2) from None
+        try:
+            document = bundle.build_bundle(record)
+        except bundle.BundleError as error:
+            raise CommandError(str(error), returncode=2) from None
+        try:
+            with open(options["out"], "wb") as handle:
+                handle.write(bundle.serialize(document))
+        except OSError as error:
+            raise CommandError(f"cannot write {options['out']}: {error}", returncode=2) from None
+        summary = {"record": str(record), "out": options["out"], "entries": len(document["entries"])}
+        self.stdout.write(
+            json.dumps(summary)
+            if options["json"]
+            else f"wrote {summary['entries']} entries with proofs to {options['out']}"
+        )
