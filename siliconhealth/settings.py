@@ -213,7 +213,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(SILICONHEALTH_HOME / "celerybeat-schedule")
-CHECKPOINT_SECONDS = env_int("SILICONHEALTH_CHECKPOINT_SECONDS", PROFILE.checkpoint_interval_seconds, minimum=5)
+CHECKPOINT_SECONDS = env_int(
+    "SILICONHEALTH_CHECKPOINT_SECONDS", PROFILE.checkpoint_interval_seconds, minimum=5
+)
 CELERY_BEAT_SCHEDULE = {
     "seal-checkpoint": {"task": "ledger.tasks.seal_checkpoint", "schedule": CHECKPOINT_SECONDS},
 }
