@@ -11,18 +11,25 @@ class CanonicalError(TypeError):
     pass
 
 
-def _reject_floats(value):
-    if isinstance(value, float):
-        raise CanonicalError(f"float {value!r} in hashed data: use a string or an integer")
-    if isinstance(value, dict):
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _reject_floats(value) -> None:
+    kind = type(value)
+    if kind in _SCALARS:
+        return
+    if kind is dict:
         for key, item in value.items():
-            if not isinstance(key, str):
+            if type(key) is not str:
                 raise CanonicalError(f"non-string key {key!r}")
-            _reject_floats(item)
-    elif isinstance(value, (list, tuple)):
+            if type(item) not in _SCALARS:
+                _reject_floats(item)
+    elif kind is list or kind is tuple:
         for item in value:
             _reject_floats(item)
-    elif not (value is None or isinstance(value, (str, int, bool))):
+    elif isinstance(value, float):
+        raise CanonicalError(f"float {value!r} in hashed data: use a string or an integer")
+    elif not isinstance(value, (str, int)):  # str and int subclasses encode like their base
         raise CanonicalError(f"{type(value).__name__} is not canonical JSON")
 
 

@@ -61,7 +61,8 @@ class Entry(models.Model):
 
 
 class TreeNode(models.Model):
-    """Hash of the perfect subtree of 2**level leaves starting at leaf index * 2**level."""
+    """Hash of the perfect subtree of 2**level leaves starting at leaf index * 2**level (level >= 1;
+    the leaves themselves are Entry.leaf_hash)."""
 
     origin = models.CharField(max_length=64)
     level = models.PositiveSmallIntegerField()

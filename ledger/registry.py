@@ -12,15 +12,16 @@ from dataclasses import dataclass
 class LedgeredModel:
     model: type
     object_type: str
-    payload: Callable[[object], dict]
+    fields: tuple[str, ...]  # read with values_list(*fields); the first must be the primary key
+    payload: Callable[[tuple], dict]  # canonical payload from those values
 
 
 _REGISTRY: dict[str, LedgeredModel] = {}
 
 
-def register(model: type, payload: Callable[[object], dict]) -> None:
+def register(model: type, fields: tuple[str, ...], payload: Callable[[tuple], dict]) -> None:
     object_type = model._meta.object_name
-    _REGISTRY[object_type] = LedgeredModel(model, object_type, payload)
+    _REGISTRY[object_type] = LedgeredModel(model, object_type, fields, payload)
 
 
 def ledgered_models() -> list[LedgeredModel]:

@@ -14,6 +14,7 @@ def node_identity() -> NodeIdentity:
     return load_or_create(settings.NODE_KEY_PATH)
 
 
+@cache
 def self_node_id() -> str:
     return node_identity().node_id
 
@@ -35,9 +36,12 @@ def log_size(origin: str) -> int:
 
 
 def db_get_node(origin: str):
-    """A merkle.GetNode that reads stored perfect-subtree hashes, one query per node."""
+    """A merkle.GetNode that reads stored perfect-subtree hashes, one query per node. Leaves (level 0)
+    live in Entry.leaf_hash; TreeNode holds the levels above."""
 
     def get_node(level: int, index: int) -> bytes:
+        if level == 0:
+            return bytes(Entry.objects.values_list("leaf_hash", flat=True).get(origin=origin, index=index))
         return bytes(
             TreeNode.objects.values_list("hash", flat=True).get(origin=origin, level=level, index=index)
         )

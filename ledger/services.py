@@ -2,13 +2,14 @@
 
 import json
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from . import hlc, merkle, note
 from .canonical import canonical_json
-from .entries import entry_leaf_hash, envelope, log_origin
+from .entries import entry_bytes_from_parts, log_origin
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
 from .selectors import db_get_node
 
@@ -35,29 +36,49 @@ def ensure_self_node() -> Node:
     return node
 
 
-def _frontier_getter(origin: str, size: int):
-    """GetNode over the perfect subtrees that an append at `size` may need, fetched in one query."""
-    wanted = []
-    index, level = size, 0
-    while index & 1:
-        wanted.append((level, index - 1))
-        level, index = level + 1, index >> 1
+def _frontier(origin: str, size: int) -> dict[tuple[int, int], bytes]:
+    """The perfect subtrees of a log of `size` leaves (one per set bit of size), in two queries at most.
+
+    They are the only stored nodes that appends at `size` and beyond can need as left siblings.
+    """
+    wanted = {(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1}
     if not wanted:
-        return lambda level, index: (_ for _ in ()).throw(KeyError((level, index)))
-    rows = TreeNode.objects.filter(origin=origin, level__lte=wanted[-1][0], index__in={i for _, i in wanted})
-    found = {(row.level, row.index): bytes(row.hash) for row in rows}
+        return {}
+    found = {}
+    if (0, size - 1) in wanted:
+        found[0, size - 1] = bytes(
+            Entry.objects.values_list("leaf_hash", flat=True).get(origin=origin, index=size - 1)
+        )
+    upper = {(lv, i) for lv, i in wanted if lv > 0}
+    if upper:
+        rows = TreeNode.objects.filter(
+            origin=origin, level__in={lv for lv, _ in upper}, index__in={i for _, i in upper}
+        )
+        found.update(
+            {(row.level, row.index): bytes(row.hash) for row in rows if (row.level, row.index) in upper}
+        )
+    if len(found) != len(wanted):
+        raise RuntimeError(f"stored tree of {origin} is missing frontier nodes at size {size}")
+    return found
 
-    def get_node(level: int, index: int) -> bytes:
-        return found[level, index]
 
-    return get_node
+@dataclass(frozen=True)
+class PendingEntry:
+    kind: str
+    object_type: str
+    object_id: object
+    payload: dict
+    author: str
 
 
-def append(*, kind: str, object_type: str, object_id, payload: dict, author: str) -> Entry:
-    """Append one entry to this node's log. Must run inside the transaction that changes the record,
-    so the row and its entry commit (or vanish) together."""
+def append_many(items: list[PendingEntry]) -> list[Entry]:
+    """Append entries to this node's log, in order. Must run inside the transaction that changes the
+    records, so rows and entries commit (or vanish) together. The log head row is locked for the
+    whole batch, so concurrent writers queue and indexes never gap or repeat."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("ledger.append must run inside the record's transaction")
+    if not items:
+        return []
     from .selectors import self_node_id
 
     origin = self_node_id()
@@ -65,38 +86,54 @@ def append(*, kind: str, object_type: str, object_id, payload: dict, author: str
     if head is None:
         ensure_self_node()
         head = LogHead.objects.select_for_update().get(origin=origin)
-    index = head.size
-    stamp = hlc.tick(head.last_hlc, int(time.time() * 1000))
-    env = envelope(
-        origin=origin,
-        index=index,
-        kind=kind,
-        object_type=object_type,
-        object_id=str(object_id),
-        payload=payload,
-        author=author,
-        hlc=stamp,
-    )
-    leaf = entry_leaf_hash(env)
-    entry = Entry.objects.create(
-        origin=origin,
-        index=index,
-        kind=kind,
-        object_type=object_type,
-        object_id=object_id,
-        payload=canonical_json(payload).decode("utf-8"),
-        author=author,
-        hlc=stamp,
-        leaf_hash=leaf,
-    )
-    completed = merkle.nodes_completed_by_append(index, leaf, _frontier_getter(origin, index))
-    TreeNode.objects.bulk_create(
-        [TreeNode(origin=origin, level=level, index=i, hash=h) for level, i, h in completed]
-    )
-    head.size = index + 1
-    head.last_hlc = stamp
+    known = _frontier(origin, head.size)
+    now_ms = int(time.time() * 1000)
+    stamp, index = head.last_hlc, head.size
+    entries, nodes = [], []
+    for item in items:
+        stamp = hlc.tick(stamp, now_ms)
+        payload_text = canonical_json(item.payload).decode("utf-8")
+        leaf = merkle.leaf_hash(
+            entry_bytes_from_parts(
+                origin,
+                index,
+                item.kind,
+                item.object_type,
+                str(item.object_id),
+                payload_text,
+                item.author,
+                stamp,
+            )
+        )
+        entries.append(
+            Entry(
+                origin=origin,
+                index=index,
+                kind=item.kind,
+                object_type=item.object_type,
+                object_id=item.object_id,
+                payload=payload_text,
+                author=item.author,
+                hlc=stamp,
+                leaf_hash=leaf,
+            )
+        )
+        for level, position, digest in merkle.nodes_completed_by_append(
+            index, leaf, lambda lv, i: known[lv, i]
+        ):
+            known[level, position] = digest
+            if level > 0:  # leaves are stored once, in Entry.leaf_hash
+                nodes.append(TreeNode(origin=origin, level=level, index=position, hash=digest))
+        index += 1
+    Entry.objects.bulk_create(entries)
+    TreeNode.objects.bulk_create(nodes)
+    head.size, head.last_hlc = index, stamp
     head.save(update_fields=["size", "last_hlc"])
-    return entry
+    return entries
+
+
+def append(*, kind: str, object_type: str, object_id, payload: dict, author: str) -> Entry:
+    return append_many([PendingEntry(kind, object_type, object_id, payload, author)])[0]
 
 
 def payload_of(entry: Entry) -> dict:

@@ -6,10 +6,12 @@ class RecordsConfig(AppConfig):
     verbose_name = "Clinical records"
 
     def ready(self):
+        from functools import partial
+
         from ledger.registry import register
 
         from . import models
-        from .canonical import record_payload
+        from .canonical import attnames, payload_from_values
 
         for model in (
             models.Patient,
@@ -20,4 +22,6 @@ class RecordsConfig(AppConfig):
             models.ClinicalNote,
             models.Attachment,
         ):
-            register(model, record_payload)
+            fields = attnames(model)
+            assert fields[0] == "id", "verify merge-joins rows by their first field, the primary key"
+            register(model, fields, partial(payload_from_values, model))

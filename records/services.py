@@ -36,10 +36,18 @@ from .text import fold
 IMAGE_MEDIA_TYPES = {"image/png", "image/tiff", "application/dicom", "image/jpeg"}
 
 
-def _ledger(obj, *, kind: str, author: str) -> None:
-    ledger_services.append(
-        kind=kind, object_type=object_type(obj), object_id=obj.pk, payload=record_payload(obj), author=author
-    )
+def _ledger(obj, *, kind: str, author: str, batch: list | None = None) -> None:
+    pending = ledger_services.PendingEntry(kind, object_type(obj), obj.pk, record_payload(obj), author)
+    if batch is None:
+        ledger_services.append_many([pending])
+    else:
+        batch.append(pending)
+
+
+def _validate(obj) -> None:
+    # Field validation only: foreign keys were just read by the caller and uniqueness is the
+    # database's job, so full_clean's extra queries per row would be pure cost.
+    obj.clean_fields(exclude=[f.name for f in obj._meta.concrete_fields if f.is_relation])
 
 
 def _stamp_new(obj) -> None:
@@ -50,11 +58,11 @@ def _stamp_new(obj) -> None:
     obj.version = 1
 
 
-def _save_new(obj, *, author: str):
+def _save_new(obj, *, author: str, batch: list | None = None):
     _stamp_new(obj)
-    obj.full_clean()
+    _validate(obj)
     obj.save(force_insert=True)
-    _ledger(obj, kind="create", author=author)
+    _ledger(obj, kind="create", author=author, batch=batch)
     return obj
 
 
@@ -113,7 +121,7 @@ def update_patient(*, patient: Patient, author: str, **changes) -> Patient:
     patient.search_name = fold(f"{patient.given_name} {patient.family_name}")
     patient.updated_at = timezone.now()
     patient.version += 1
-    patient.full_clean()
+    _validate(patient)
     patient.save()
     _ledger(patient, kind="update", author=author)
     return patient
@@ -217,55 +225,40 @@ def _observation(patient, encounter, code: str, value: Decimal | None, text: str
 
 @transaction.atomic
 def record_encounter(*, patient: Patient, author: str, data: EncounterInput) -> Encounter:
-    """One visit: the encounter, its vitals and labs, diagnoses, prescriptions and note, all or nothing."""
+    """One visit: the encounter, its vitals and labs, diagnoses, prescriptions and note, all or nothing.
+    Its ledger entries are appended as one batch, in the order the rows were written."""
     if patient.merged_into_id:
         raise ValidationError("this patient was merged; record the visit on the surviving record")
     when = data.started_at or timezone.now()
     if when > timezone.now() + dt.timedelta(minutes=5):
         raise ValidationError({"started_at": "An encounter cannot be in the future."})
-    encounter = _save_new(
-        Encounter(
-            patient=patient, kind=data.kind, reason=data.reason.strip(), started_at=when, practitioner=author
-        ),
-        author=author,
+    batch: list = []
+
+    def save(obj):
+        return _save_new(obj, author=author, batch=batch)
+
+    reason = data.reason.strip()
+    encounter = save(
+        Encounter(patient=patient, kind=data.kind, reason=reason, started_at=when, practitioner=author)
     )
     for vital in data.vitals:
-        _save_new(_observation(patient, encounter, vital.code, vital.value, "", when), author=author)
+        save(_observation(patient, encounter, vital.code, vital.value, "", when))
     for lab in data.labs:
-        _save_new(_observation(patient, encounter, lab.code, lab.value, lab.text, when), author=author)
+        save(_observation(patient, encounter, lab.code, lab.value, lab.text, when))
     codes = icd10_codes()
     for diagnosis in data.diagnoses:
         known = codes.get(diagnosis.icd10_code)
         if known is None:
             raise ValidationError({"diagnoses": f"unknown ICD-10 code {diagnosis.icd10_code!r}"})
-        _save_new(
-            Condition(
-                patient=patient,
-                encounter=encounter,
-                icd10_code=known.code,
-                display=known.display,
-                onset_date=diagnosis.onset_date,
-            ),
-            author=author,
-        )
+        save(Condition(patient=patient, encounter=encounter, icd10_code=known.code, display=known.display,
+                       onset_date=diagnosis.onset_date))
     for item in data.prescriptions:
-        _save_new(
-            MedicationRequest(
-                patient=patient,
-                encounter=encounter,
-                medication=item.medication.strip(),
-                dose=item.dose.strip(),
-                frequency=item.frequency.strip(),
-                duration_days=item.duration_days,
-                prescriber=author,
-            ),
-            author=author,
-        )
+        save(MedicationRequest(patient=patient, encounter=encounter, medication=item.medication.strip(),
+                               dose=item.dose.strip(), frequency=item.frequency.strip(),
+                               duration_days=item.duration_days, prescriber=author))
     if data.note.strip():
-        _save_new(
-            ClinicalNote(patient=patient, encounter=encounter, text=data.note.strip(), author=author),
-            author=author,
-        )
+        save(ClinicalNote(patient=patient, encounter=encounter, text=data.note.strip(), author=author))
+    ledger_services.append_many(batch)
     return encounter
 
 

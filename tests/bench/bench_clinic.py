@@ -1,0 +1,208 @@
+"""Clinic UI latency with 10,000 seeded patients: patient search and chart page, 10 concurrent clients.
+
+A real node: SQLite in its own home, gunicorn (2 workers x 4 threads), logged-in HTTP clients on
+loopback. The seeded home is kept under var/bench/ and reused by later runs.
+"""
+
+import http.cookiejar
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+from .common import RESULTS, ROOT, manage, node_env, print_table, summary_ms, write_result
+
+PATIENTS = int(os.environ.get("BENCH_PATIENTS", "10000"))
+CLIENTS = 10
+REQUESTS_PER_CLIENT = int(os.environ.get("BENCH_REQUESTS", "60"))
+PASSWORD = "bench passphrase 2026"
+
+
+def _seeded_home():
+    home = RESULTS / f"clinic-node-{PATIENTS}"
+    marker = home / "seeded"
+    if not marker.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        manage(home, "migrate", "-v", "0")
+        started = time.perf_counter()
+        manage(home, "seed_demo", "--patients", str(PATIENTS), "--seed", "7", "--no-users")
+        print(f"   seeded {PATIENTS} patients in {time.perf_counter() - started:.0f} s", flush=True)
+        subprocess.run(
+            [sys.executable, "manage.py", "users", "add", "bench", "--role", "clinician", "--password-stdin"],
+            input=PASSWORD + "\n",
+            cwd=ROOT,
+            env=node_env(home),
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        marker.write_text("ok")
+    return home
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Client:
+    def __init__(self, base: str):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+
+    def get(self, path: str) -> tuple[float, bytes]:
+        started = time.perf_counter()
+        with self.opener.open(self.base + path, timeout=30) as response:
+            body = response.read()
+            if response.status != 200:
+                raise RuntimeError(f"{path}: {response.status}")
+        return time.perf_counter() - started, body
+
+    def login(self) -> None:
+        _, page = self.get("/accounts/login/")
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+        data = urllib.parse.urlencode(
+            {"username": "bench", "password": PASSWORD, "csrfmiddlewaretoken": token}
+        )
+        request = urllib.request.Request(
+            self.base + "/accounts/login/",
+            data=data.encode(),
+            headers={"Referer": self.base + "/accounts/login/"},
+        )
+        with self.opener.open(request, timeout=30) as response:
+            if "/accounts/login" in response.url:
+                raise RuntimeError("login failed")
+
+
+def main() -> None:
+    home = _seeded_home()
+    sample = json.loads(
+        manage(
+            home,
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            (
+                "import json, random; from records.models import Patient; ids = list(Patient.objects.values_list('pk', "
+                "'family_name', 'given_name')); random.Random(1).shuffle(ids); "
+                "print(json.dumps([[str(i), f, g] for i, f, g in ids[:500]]))"
+            ),
+        ).stdout
+    )
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "siliconhealth.wsgi",
+            "-w",
+            "2",
+            "--threads",
+            "4",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=node_env(home),
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(base + "/api/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        search_times, chart_times, chart_sizes, errors = [], [], [], []
+        lock = threading.Lock()
+
+        def work(seed: int) -> None:
+            rng = random.Random(seed)
+            client = Client(base)
+            try:
+                client.login()
+                for _ in range(REQUESTS_PER_CLIENT):
+                    patient_id, family, given = rng.choice(sample)
+                    query = rng.choice([family, given[:4], f"{given} {family}"])
+                    took_search, _ = client.get("/?q=" + urllib.parse.quote(query))
+                    took_chart, body = client.get(f"/patients/{patient_id}/")
+                    with lock:
+                        search_times.append(took_search)
+                        chart_times.append(took_chart)
+                        chart_sizes.append(len(body))
+            except Exception as error:  # noqa: BLE001 - a benchmark reports errors, it does not stop on them
+                with lock:
+                    errors.append(repr(error))
+
+        for seed in range(2):  # warm-up: caches and connections
+            work(100 + seed)
+        search_times.clear(), chart_times.clear(), chart_sizes.clear()
+        threads = [threading.Thread(target=work, args=(seed,)) for seed in range(CLIENTS)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=20)
+    chart_sizes.sort()
+    result = {
+        "patients": PATIENTS,
+        "clients": CLIENTS,
+        "server": "gunicorn 2 workers x 4 threads, SQLite (WAL)",
+        "patient_search": summary_ms(search_times),
+        "chart_page": summary_ms(chart_times),
+        "chart_page_kb_median": round(chart_sizes[len(chart_sizes) // 2] / 1024),
+        "chart_page_kb_max": round(chart_sizes[-1] / 1024),
+        "throughput_rps": round((len(search_times) + len(chart_times)) / elapsed),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+    }
+    path = write_result("clinic", result)
+    print_table(
+        f"clinic UI, {PATIENTS} patients, {CLIENTS} concurrent clients ({path.relative_to(ROOT)})",
+        [
+            ("", "median ms", "p95 ms", "requests"),
+            (
+                "patient search",
+                result["patient_search"]["median_ms"],
+                result["patient_search"]["p95_ms"],
+                result["patient_search"]["requests"],
+            ),
+            (
+                "chart page",
+                result["chart_page"]["median_ms"],
+                result["chart_page"]["p95_ms"],
+                result["chart_page"]["requests"],
+            ),
+            (
+                "chart weight (KB, median/max)",
+                result["chart_page_kb_median"],
+                result["chart_page_kb_max"],
+                "",
+            ),
+            ("throughput (req/s)", result["throughput_rps"], "", ""),
+            ("errors", result["errors"], "", ""),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()

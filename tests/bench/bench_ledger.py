@@ -1,0 +1,199 @@
+"""Ledger benchmarks.
+
+1. Ledgered record writes against plain ORM writes of the same rows (same transactions, same rows).
+2. Full `ledger verify` speed (entries per second) and its peak Python memory at 100,000 entries.
+3. Inclusion proof size and verify time at 1,000,000 entries (pure merkle core, in-memory tree).
+Each database part runs in a fresh node home (SQLite) in a child process.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .common import ROOT, manage, node_env, print_table, write_result
+
+WRITE_ENCOUNTERS = int(os.environ.get("BENCH_LEDGER_ENCOUNTERS", "400"))
+VERIFY_ENTRIES = int(os.environ.get("BENCH_VERIFY_ENTRIES", "100000"))
+PROOF_LEAVES = int(os.environ.get("BENCH_PROOF_LEAVES", "1000000"))
+
+
+def _child(home: Path, code: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=node_env(home), capture_output=True, text=True
+    )
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+WRITES = r"""
+import datetime as dt, json, random, time
+import django; django.setup()
+from django.db import transaction
+from records import services
+from records.demo import demo_patient
+from records.models import Encounter, Observation, Condition, MedicationRequest, ClinicalNote, Patient
+from records.text import fold
+from django.utils import timezone
+rng = random.Random(5)
+people = [demo_patient(rng) for _ in range(N // 2)]
+visits = [(p, e) for p in people for _, e in p.encounters][:N]
+anchor = services.register_patient(author="b", given_name="A", family_name="B", sex="female", birth_date=dt.date(1990, 1, 1))
+
+def plain(data):  # the same rows, plain ORM, no ledger
+    now = timezone.now()
+    common = dict(origin="x", created_at=now, updated_at=now)
+    with transaction.atomic():
+        e = Encounter.objects.create(patient=anchor, kind=data.kind, reason=data.reason, started_at=data.started_at, practitioner="b", **common)
+        for v in data.vitals + data.labs:
+            Observation.objects.create(patient=anchor, encounter=e, category="vital-signs", code=v.code, display="x", value_decimal=getattr(v, "value", None), value_text=getattr(v, "text", ""), effective_at=data.started_at, **common)
+        for d in data.diagnoses:
+            Condition.objects.create(patient=anchor, encounter=e, icd10_code=d.icd10_code, display="x", **common)
+        for m in data.prescriptions:
+            MedicationRequest.objects.create(patient=anchor, encounter=e, medication=m.medication, dose=m.dose, frequency=m.frequency, duration_days=m.duration_days, prescriber="b", **common)
+        if data.note:
+            ClinicalNote.objects.create(patient=anchor, encounter=e, text=data.note, author="b", **common)
+
+def count_rows():
+    return sum(m.objects.count() for m in (Encounter, Observation, Condition, MedicationRequest, ClinicalNote))
+
+results = {}
+for label, write in (("plain", plain), ("ledgered", lambda d: services.record_encounter(patient=anchor, author="b", data=d))):
+    before = count_rows()
+    started = time.perf_counter()
+    for _, data in visits:
+        write(data)
+    elapsed = time.perf_counter() - started
+    results[label] = {"rows": count_rows() - before, "seconds": elapsed}
+print(json.dumps(results))
+"""
+
+FILL = r"""
+import datetime as dt, json, time, uuid
+import django; django.setup()
+from django.db import transaction
+from django.utils import timezone
+from ledger import services as ledger
+from records.canonical import record_payload
+from records.models import Patient
+origin = ledger.ensure_self_node().node_id
+now = timezone.now()
+made = 0
+while made < N:
+    batch = []
+    for i in range(min(2000, N - made)):
+        p = Patient(id=uuid.uuid4(), origin=origin, created_at=now, updated_at=now, patient_number=f"B-{made + i}",
+                    given_name="Bench", family_name=f"P{made + i}", sex="female", birth_date=dt.date(1990, 1, 1),
+                    search_name=f"bench p{made + i}", village="Kibaoni")
+        batch.append(p)
+    with transaction.atomic():
+        Patient.objects.bulk_create(batch)
+        ledger.append_many([ledger.PendingEntry("create", "Patient", p.pk, record_payload(p), "bench") for p in batch])
+    made += len(batch)
+ledger.seal_checkpoint()
+print(json.dumps({"entries": made}))
+"""
+
+VERIFY = r"""
+import json, time, tracemalloc
+import django; django.setup()
+from ledger import verification
+started = time.perf_counter()
+report = verification.verify_all()
+elapsed = time.perf_counter() - started
+tracemalloc.start()
+verification.verify_all()
+peak = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"ok": report.ok, "entries": report.entries, "records": report.records, "seconds": elapsed,
+                  "peak_bytes": peak}))
+"""
+
+
+def _proofs() -> dict:
+    from ledger import merkle
+
+    tree = merkle.MemoryTree()
+    leaves = merkle.leaf_hashes(i.to_bytes(8, "big") for i in range(PROOF_LEAVES))
+    started = time.perf_counter()
+    tree.extend(leaves)
+    build = time.perf_counter() - started
+    root = tree.root()
+    samples = [(i * 7919) % PROOF_LEAVES for i in range(1000)]
+    proofs = [tree.inclusion_proof(i) for i in samples]
+    started = time.perf_counter()
+    for index, proof in zip(samples, proofs, strict=True):
+        merkle.verify_inclusion(leaves[index], index, PROOF_LEAVES, proof, root)
+    per_verify = (time.perf_counter() - started) / len(samples)
+    started = time.perf_counter()
+    for _ in range(3):
+        merkle.leaf_hashes(i.to_bytes(8, "big") for i in range(100_000))
+    return {
+        "leaves": PROOF_LEAVES,
+        "proof_hashes_max": max(len(p) for p in proofs),
+        "proof_bytes_max": 32 * max(len(p) for p in proofs),
+        "verify_us": round(per_verify * 1e6, 1),
+        "tree_build_s": round(build, 1),
+    }
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        writes_home, verify_home = Path(tmp) / "writes", Path(tmp) / "verify"
+        for home in (writes_home, verify_home):
+            manage(home, "migrate", "-v", "0")
+        writes = _child(
+            writes_home,
+            WRITES.replace("N // 2", str(WRITE_ENCOUNTERS // 2)).replace(":N]", f":{WRITE_ENCOUNTERS}]"),
+        )
+        _child(
+            verify_home,
+            FILL.replace("while made < N", f"while made < {VERIFY_ENTRIES}").replace(
+                "N - made", f"{VERIFY_ENTRIES} - made"
+            ),
+        )
+        verify = _child(verify_home, VERIFY)
+    plain_rate = writes["plain"]["rows"] / writes["plain"]["seconds"]
+    ledger_rate = writes["ledgered"]["rows"] / writes["ledgered"]["seconds"]
+    proofs = _proofs()
+    result = {
+        "writes": {
+            "plain_orm_rows_per_s": round(plain_rate),
+            "ledgered_rows_per_s": round(ledger_rate),
+            "ledger_overhead": round(plain_rate / ledger_rate - 1, 2),
+            "rows": writes["ledgered"]["rows"],
+            "goal_overhead_at_most": 0.30,
+        },
+        "verify": {
+            "entries": verify["entries"],
+            "entries_per_s": round(verify["entries"] / verify["seconds"]),
+            "peak_python_mb": round(verify["peak_bytes"] / 1e6, 1),
+            "ok": verify["ok"],
+            "goal_entries_per_s": 100_000,
+        },
+        "inclusion_proof": {**proofs, "goal_verify_us_below": 1000},
+        "database": "SQLite (WAL, synchronous=FULL)",
+    }
+    path = write_result("ledger", result)
+    print_table(
+        f"ledger ({path.relative_to(ROOT)})",
+        [
+            ("plain ORM writes (rows/s)", result["writes"]["plain_orm_rows_per_s"]),
+            ("ledgered writes (rows/s)", result["writes"]["ledgered_rows_per_s"]),
+            ("ledger overhead (goal <= 0.30)", result["writes"]["ledger_overhead"]),
+            (
+                f"verify, {verify['entries']} entries (entries/s; goal >= 100000)",
+                result["verify"]["entries_per_s"],
+            ),
+            ("verify peak Python memory (MB)", result["verify"]["peak_python_mb"]),
+            (f"inclusion proof at {PROOF_LEAVES} leaves (bytes)", proofs["proof_bytes_max"]),
+            ("inclusion proof verify (us; goal < 1000)", proofs["verify_us"]),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
