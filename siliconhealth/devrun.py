@@ -17,20 +17,18 @@ def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, check=True)
 
 
-def needs_seed() -> bool:
-    probe = "from records.models import Patient; print(Patient.objects.exists())"
-    out = subprocess.run(
-        [PYTHON, "manage.py", "shell", "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True
-    )
-    return out.stdout.strip() == "False"
-
-
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "siliconhealth.settings")
     address = os.environ.get("SILICONHEALTH_ADDRESS", "127.0.0.1:8000")
     manage("migrate", "--noinput", "-v", "0")
-    if needs_seed():
-        manage("seed_demo", "--patients", os.environ.get("SILICONHEALTH_DEMO_PATIENTS", "40"), "--seed", "1")
+    manage(
+        "seed_demo",
+        "--if-empty",
+        "--patients",
+        os.environ.get("SILICONHEALTH_DEMO_PATIENTS", "40"),
+        "--seed",
+        "1",
+    )
     services = {
         "web": [PYTHON, "manage.py", "runserver", address, "--noreload"],
         "worker": [

@@ -11,6 +11,7 @@ from accounts.roles import Role
 from accounts.services import create_user
 from records import services
 from records.demo import demo_patient
+from records.models import Patient
 
 
 class Command(BaseCommand):
@@ -20,12 +21,19 @@ class Command(BaseCommand):
         parser.add_argument("--patients", type=int, default=50)
         parser.add_argument("--seed", type=int, default=1)
         parser.add_argument("--no-users", action="store_true", help="do not create demo users")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="do nothing if the node has patients already"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
         patients, seed, as_json = options["patients"], options["seed"], options["json"]
         if patients < 0 or patients > 1_000_000:
             raise CommandError("--patients must be between 0 and 1,000,000", returncode=2)
+        if options["if_empty"] and Patient.objects.exists():
+            if not as_json:
+                self.stdout.write("the node has patients already: not seeding")
+            return
         passwords = {}
         if not options["no_users"] and not User.objects.exists():
             for role in Role:
