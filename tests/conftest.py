@@ -1,7 +1,5 @@
 import pytest
 
-from accounts.services import create_user
-
 _DB_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server", "client", "admin_client"}
 
 
@@ -24,6 +22,8 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def make_user(db):
+    from accounts.services import create_user  # imported late: pure-core suites run with -p no:django
+
     def make(role: str, username: str | None = None, language: str = "en"):
         return create_user(
             username=username or f"test_{role}", role=role, password=PASSWORD, language=language

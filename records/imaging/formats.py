@@ -20,8 +20,16 @@ What is accepted
   Output is always uncompressed Explicit VR Little Endian; the header is kept as it was except what the
   standard requires for that: Transfer Syntax UID, Pixel Data (and its VR), Planar Configuration 0 for
   colour, Photometric Interpretation when the pixels changed colour model (YBR_FULL_422 -> YBR_FULL,
-  decoded JPEG YBR -> RGB), Lossy Image Compression "01" when the source was lossy.  Requesting a lossy
-  transfer syntax (or JPEG) for output raises :class:`LossyOutputError`.
+  decoded JPEG YBR -> RGB), Lossy Image Compression "01" when the source was lossy, no Extended Offset
+  Table (it only describes encapsulated data), and a zeroed 128-byte preamble when the old one was not
+  zero (a TIFF header that would now point into the wrong bytes, or a polyglot payload: CVE-2019-11687).
+  The SOP Instance UID is kept (as asked); whether a +/-1 LSB watermark is a change that calls for a
+  new instance UID is a policy decision for the caller.  Requesting a lossy transfer syntax (or JPEG)
+  for output raises :class:`LossyOutputError`.
+  Readable here: implicit/explicit VR little endian, explicit big endian, deflated, RLE Lossless,
+  JPEG 2000 (lossless and lossy, through Pillow's OpenJPEG), JPEG Baseline 8-bit.  Lossless JPEG
+  (Process 14, .57/.70) and JPEG-LS need pylibjpeg + pylibjpeg-libjpeg (or python-gdcm / pyjpegls);
+  HTJ2K needs pylibjpeg-openjpeg; 12-bit JPEG Extended needs pylibjpeg-libjpeg or python-gdcm.
 
 Hostile input: files whose magic bytes do not match the declared media type, truncated or corrupt files
 (PNG chunk CRCs are checked before Pillow sees the data), decompression bombs (pixel count checked from
