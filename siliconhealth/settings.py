@@ -195,7 +195,7 @@ NODE_PREFIX = env_str("SILICONHEALTH_NODE_PREFIX")  # assigned by the district; 
 # Celery: Redis on the hospital tiers, kombu's filesystem transport (no server) on the small ones.
 _broker_dir = SILICONHEALTH_HOME / "broker"
 if PROFILE.broker == "filesystem" and env_str("CELERY_BROKER_URL") is None:
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_URL = env_str(
     "CELERY_BROKER_URL", "filesystem://" if PROFILE.broker == "filesystem" else "redis://127.0.0.1:6379/0"
@@ -205,6 +205,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir / "out"),
         "data_folder_out": str(_broker_dir / "out"),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True

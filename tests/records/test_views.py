@@ -223,6 +223,7 @@ def test_language_is_per_user(client, make_user):
     client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
     response = client.get(reverse("records:home"))
     assert response["Content-Language"] == "sw"
+    assert "Sajili mgonjwa mpya" in response.content.decode()  # "Register a new patient"
     client.post(reverse("accounts:language"), {"language": "fr", "next": "/"})
     assert client.get(reverse("records:home"))["Content-Language"] == "fr"
 
