@@ -167,6 +167,9 @@ class Attachment(ClinicalRecord):
     size_bytes = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     watermark_status = models.CharField(max_length=8, choices=WatermarkStatus.choices)
+    watermark_detail = models.CharField(
+        max_length=255, blank=True, help_text="why it failed, or a conversion"
+    )
     uploaded_by = models.CharField(max_length=150)
 
     class Meta:

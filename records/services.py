@@ -302,11 +302,30 @@ def add_attachment(
             else Attachment.WatermarkStatus.NOT_APPLICABLE
         ),
     )
-    attachment.file.save(f"{attachment.id}{extension}", ContentFile(content), save=False)
+    # Images wait under pending/ (never served) until the watermark task stores the marked copy.
+    folder = "pending/" if attachment.watermark_status == Attachment.WatermarkStatus.PENDING else ""
+    attachment.file.save(f"{folder}{attachment.id}{extension}", ContentFile(content), save=False)
     try:
         with transaction.atomic():
             _save_new(attachment, author=author)
+            if folder:
+                from .tasks import watermark_attachment
+
+                transaction.on_commit(lambda: watermark_attachment.delay(str(attachment.pk)))
     except Exception:
         attachment.file.delete(save=False)
         raise
     return attachment
+
+
+def record_update(obj, *, author: str, kind: str = "update"):
+    """Save changes already made to a locked record row, as a new version with its ledger entry.
+    For system updates (watermarking, sync merges); must run inside the caller's transaction."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record_update must run inside the caller's transaction")
+    obj.updated_at = timezone.now()
+    obj.version += 1
+    _validate(obj)
+    obj.save()
+    _ledger(obj, kind=kind, author=author)
+    return obj

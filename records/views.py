@@ -2,7 +2,7 @@
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -133,6 +133,8 @@ def attachment_file(request, attachment_id):
         attachment = selectors.get_attachment(user=request.user, attachment_id=attachment_id)
     except Attachment.DoesNotExist:
         raise Http404 from None
+    if attachment.watermark_status == Attachment.WatermarkStatus.PENDING:
+        return HttpResponse(_("This image is being watermarked; try again in a moment."), status=409)
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.media_type)
     response["Content-Disposition"] = f'attachment; filename="{attachment.pk}"'
     return response

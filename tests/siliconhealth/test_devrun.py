@@ -38,22 +38,42 @@ def _wait_for(predicate, seconds: float) -> bool:
 
 def test_make_run_serves_login_runs_the_worker_and_stops_cleanly(tmp_path):
     port = _free_port()
-    env = _env(tmp_path, SILICONHEALTH_ADDRESS=f"127.0.0.1:{port}", SILICONHEALTH_DEMO_PATIENTS="3",
-               SILICONHEALTH_CHECKPOINT_SECONDS="5")
-    node = subprocess.Popen([sys.executable, "-m", "siliconhealth.devrun"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    env = _env(
+        tmp_path,
+        SILICONHEALTH_ADDRESS=f"127.0.0.1:{port}",
+        SILICONHEALTH_DEMO_PATIENTS="3",
+        SILICONHEALTH_CHECKPOINT_SECONDS="5",
+    )
+    node = subprocess.Popen(
+        [sys.executable, "-m", "siliconhealth.devrun"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
+
         def login_page_served():
             try:
-                return urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2).status == 200
+                return (
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=2).status
+                    == 200
+                )
             except OSError:
                 return False
 
         assert _wait_for(login_page_served, 90), "the web app did not come up"
 
         def checkpoint_sealed_by_beat_and_worker():
-            out = subprocess.run([sys.executable, "manage.py", "node", "info", "--json"], cwd=ROOT, env=_env(tmp_path),
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, "manage.py", "node", "info", "--json"],
+                cwd=ROOT,
+                env=_env(tmp_path),
+                capture_output=True,
+                text=True,
+            )
             return out.returncode == 0 and '"latest_checkpoint": {' in out.stdout
 
         assert _wait_for(checkpoint_sealed_by_beat_and_worker, 60), "beat + worker sealed no checkpoint"

@@ -47,4 +47,6 @@ def test_compiled_catalogue_matches_the_source(language):
     for msgid, msgstr in _entries(po):
         unescaped = msgid.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
         expected = msgstr.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-        assert catalogue.gettext(unescaped) == expected, f"{language}: .mo is stale for {msgid!r}; make messages"
+        assert catalogue.gettext(unescaped) == expected, (
+            f"{language}: .mo is stale for {msgid!r}; make messages"
+        )

@@ -1,0 +1,43 @@
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from accounts.decorators import requires
+from accounts.roles import Capability
+from records import selectors as record_selectors
+from records.models import Attachment
+
+from . import selectors
+from .formats import ImageFormatError
+from .forms import CheckImageForm
+from .preview import preview_png
+
+
+@requires(Capability.VIEW_PATIENTS)
+@require_http_methods(["GET", "POST"])
+def check_image(request):
+    """Anyone signed in can check a copy of an image: which record, which entry, intact or where not."""
+    form = CheckImageForm(request.POST or None, request.FILES or None)
+    result = None
+    if request.method == "POST" and form.is_valid():
+        result = selectors.check_image(form.content)
+    status = 400 if request.method == "POST" and not form.is_valid() else 200
+    return render(request, "records/check_image.html", {"form": form, "result": result}, status=status)
+
+
+@requires(Capability.VIEW_CLINICAL)
+def attachment_preview(request, attachment_id):
+    try:
+        attachment = record_selectors.get_attachment(user=request.user, attachment_id=attachment_id)
+    except Attachment.DoesNotExist:
+        raise Http404 from None
+    if attachment.watermark_status != Attachment.WatermarkStatus.MARKED:
+        raise Http404("no preview: the image is not watermarked yet")
+    try:
+        with attachment.file.open("rb") as handle:
+            png = preview_png(handle.read(), attachment.media_type)
+    except ImageFormatError:
+        raise Http404 from None
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
