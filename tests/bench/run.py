@@ -4,7 +4,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["ledger", "clinic"]
+BENCHMARKS = ["ledger", "watermark", "clinic"]
 
 
 def main(names: list[str]) -> int:
