@@ -113,6 +113,11 @@ def verify(bundle: dict, pinned_public_key: str | None = None, proof_checkers=()
     checked_proofs = 0
     for checker in proof_checkers:
         checked_proofs += checker(bundle, note.note_hash(bundle["checkpoint"]))
+    work = 0
+    if checked_proofs:
+        from ledger.verify_asic import total_work  # recomputed from each share's difficulty, not trusted
+
+        work = total_work(bundle)
     latest = max(entries, key=lambda item: item["entry"].get("hlc", 0))["entry"]
     return {
         "ok": True,
@@ -124,6 +129,7 @@ def verify(bundle: dict, pinned_public_key: str | None = None, proof_checkers=()
         "checkpoint_size": body.size,
         "root_hash": body.root_hash.hex(),
         "asic_proofs": checked_proofs,
+        "asic_work": work,
         "payload": latest.get("payload"),
     }
 
@@ -161,7 +167,10 @@ def main(argv=None) -> int:
         )
         print(f"  in the log of {summary['node_id']} (key fingerprint {summary['key_fingerprint']}),")
         print(f"  signed checkpoint at size {summary['checkpoint_size']}, root {summary['root_hash']}")
-        print(f"  proof-of-work shares bound to that checkpoint: {summary['asic_proofs']}")
+        print(
+            f"  proof-of-work shares bound to that checkpoint: {summary['asic_proofs']} "
+            f"(about {summary['asic_work']:.3g} hashes of work)"
+        )
         if args.public_key is None:
             print("  note: no --public-key given; compare the key fingerprint with the node's published one")
     return 0

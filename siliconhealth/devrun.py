@@ -29,6 +29,7 @@ def main() -> int:
         "--seed",
         "1",
     )
+    stratum_port = os.environ.get("SILICONHEALTH_STRATUM_PORT", "3333")
     services = {
         "web": [PYTHON, "manage.py", "runserver", address, "--noreload"],
         "worker": [
@@ -45,10 +46,25 @@ def main() -> int:
             "--pool=solo",
         ],
         "beat": [PYTHON, "-m", "celery", "-A", "siliconhealth", "beat", "--loglevel=INFO"],
+        "stratum": [PYTHON, "manage.py", "asic", "serve", "--host", "127.0.0.1", "--port", stratum_port],
     }
-    children = {
-        name: subprocess.Popen(cmd, cwd=ROOT, start_new_session=True) for name, cmd in services.items()
-    }
+    if os.environ.get("SILICONHEALTH_SOFTWARE_MINER", "1") == "1":
+        # No ASIC attached: a software miner (at idle priority) keeps the proof pipeline working.
+        manage("asic", "approve", "softminer", "--kind", "software", "--model", "software miner")
+        services["miner"] = [
+            PYTHON,
+            "manage.py",
+            "asic",
+            "mine",
+            "--url",
+            f"stratum+tcp://127.0.0.1:{stratum_port}",
+            "--worker",
+            "softminer",
+        ]
+    children = {}
+    for name, cmd in services.items():
+        idle = (lambda: os.nice(19)) if name == "miner" else None  # the software miner yields the CPU
+        children[name] = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, preexec_fn=idle)
     print(f"SiliconHealth is running on http://{address}/ (Ctrl-C stops it)", flush=True)
     stopping = False
 

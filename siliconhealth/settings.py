@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "accounts",
     "ledger",
     "records",
+    "asicproof",
 ]
 
 MIDDLEWARE = [

@@ -96,8 +96,15 @@ class Job:
         """True when two notifications describe the same work (only clean_jobs may differ)."""
         return replace(self, clean_jobs=other.clean_jobs) == other
 
-    def share_header(self, extranonce1: bytes, extranonce2: bytes, ntime: int, nonce: int,
-                     version_bits: int = 0, version_mask: int = 0) -> bytes:
+    def share_header(
+        self,
+        extranonce1: bytes,
+        extranonce2: bytes,
+        ntime: int,
+        nonce: int,
+        version_bits: int = 0,
+        version_mask: int = 0,
+    ) -> bytes:
         """The 80-byte header a miner hashed for this job and these submit fields."""
         root = merkle_root(coinbase(self.coinb1, extranonce1, extranonce2, self.coinb2), self.branches)
         version = roll_version(self.version, version_bits, version_mask)
@@ -128,8 +135,9 @@ def node_tag(node_id: str | bytes) -> bytes:
     return NODE_TAG + raw
 
 
-def coinbase_parts(node_id: str | bytes, height: int = 0,
-                   extranonce_size: int = EXTRANONCE1_SIZE + EXTRANONCE2_SIZE) -> tuple[bytes, bytes]:
+def coinbase_parts(
+    node_id: str | bytes, height: int = 0, extranonce_size: int = EXTRANONCE1_SIZE + EXTRANONCE2_SIZE
+) -> tuple[bytes, bytes]:
     """(coinb1, coinb2) of a one-input, one-output coinbase; the extranonces fill a push in scriptSig."""
     if height < 0 or not 2 <= extranonce_size <= 32:
         raise ValueError("bad height or extranonce size")
@@ -137,28 +145,50 @@ def coinbase_parts(node_id: str | bytes, height: int = 0,
     out_script = b"\x6a" + _push(node_tag(node_id))  # OP_RETURN <"SH" + node id>
     coinb1 = (
         struct.pack("<I", 1)  # tx version
-        + b"\x01" + b"\x00" * 32 + b"\xff\xff\xff\xff"  # one input, null prevout
-        + bytes([len(script_head) + extranonce_size]) + script_head
+        + b"\x01"
+        + b"\x00" * 32
+        + b"\xff\xff\xff\xff"  # one input, null prevout
+        + bytes([len(script_head) + extranonce_size])
+        + script_head
     )
     coinb2 = (
         b"\xff\xff\xff\xff"  # sequence
-        + b"\x01" + struct.pack("<q", 0) + bytes([len(out_script)]) + out_script
+        + b"\x01"
+        + struct.pack("<q", 0)
+        + bytes([len(out_script)])
+        + out_script
         + struct.pack("<I", 0)  # lock time
     )
     return coinb1, coinb2
 
 
-def job_from_checkpoint(checkpoint_hash: bytes, node_id: str | bytes, job_id: str, *,
-                        height: int = 0, ntime: int | None = None, version: int = DEFAULT_VERSION,
-                        nbits: int = DEFAULT_NBITS, clean_jobs: bool = True,
-                        extranonce_size: int = EXTRANONCE1_SIZE + EXTRANONCE2_SIZE) -> Job:
+def job_from_checkpoint(
+    checkpoint_hash: bytes,
+    node_id: str | bytes,
+    job_id: str,
+    *,
+    height: int = 0,
+    ntime: int | None = None,
+    version: int = DEFAULT_VERSION,
+    nbits: int = DEFAULT_NBITS,
+    clean_jobs: bool = True,
+    extranonce_size: int = EXTRANONCE1_SIZE + EXTRANONCE2_SIZE,
+) -> Job:
     """A job over one checkpoint. `height` (e.g. the tree size) shows up where firmware expects a height."""
     if len(checkpoint_hash) != 32:
         raise ValueError("checkpoint hash must be 32 bytes")
     coinb1, coinb2 = coinbase_parts(node_id, height, extranonce_size)
-    return Job(job_id=job_id, prevhash=bytes(checkpoint_hash), coinb1=coinb1, coinb2=coinb2, branches=(),
-               version=version, nbits=nbits, ntime=int(time.time()) if ntime is None else ntime,
-               clean_jobs=clean_jobs)
+    return Job(
+        job_id=job_id,
+        prevhash=bytes(checkpoint_hash),
+        coinb1=coinb1,
+        coinb2=coinb2,
+        branches=(),
+        version=version,
+        nbits=nbits,
+        ntime=int(time.time()) if ntime is None else ntime,
+        clean_jobs=clean_jobs,
+    )
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -166,7 +196,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
     if first < 0xFD:
         return first, pos + 1
     size = {0xFD: 2, 0xFE: 4, 0xFF: 8}[first]
-    return int.from_bytes(data[pos + 1:pos + 1 + size], "little"), pos + 1 + size
+    return int.from_bytes(data[pos + 1 : pos + 1 + size], "little"), pos + 1 + size
 
 
 def coinbase_node_id(tx: bytes) -> bytes | None:
@@ -181,12 +211,12 @@ def coinbase_node_id(tx: bytes) -> bytes | None:
         found = None
         for _ in range(n_out):
             length, pos = _varint(tx, pos + 8)
-            script = tx[pos:pos + length]
+            script = tx[pos : pos + length]
             pos += length
             if len(script) >= 2 and script[0] == 0x6A and script[1] == len(script) - 2:
                 data = script[2:]
                 if data.startswith(NODE_TAG) and found is None:
-                    found = data[len(NODE_TAG):]
+                    found = data[len(NODE_TAG) :]
         if pos + 4 != len(tx):
             raise ValueError("trailing or missing bytes")
         return found

@@ -223,9 +223,12 @@ class SoftMiner:
 
     def _done(self, started: float) -> bool:
         cfg = self.cfg
-        return (self._closed or self._stopping
-                or (cfg.max_shares is not None and self.stats.accepted >= cfg.max_shares)
-                or (cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds))
+        return (
+            self._closed
+            or self._stopping
+            or (cfg.max_shares is not None and self.stats.accepted >= cfg.max_shares)
+            or (cfg.max_seconds is not None and time.monotonic() - started >= cfg.max_seconds)
+        )
 
     def _new_work(self) -> tuple[Job, bytes, list[tuple[int, bytes]]]:
         """Next extranonce2 for the current job: its value and one 76-byte prefix per version pattern."""
@@ -276,13 +279,19 @@ class SoftMiner:
         params = [self.cfg.worker, job.job_id, en2.hex(), hex32(job.ntime), hex32(nonce)]
         if self.cfg.style == "esp":
             params.append(hex32(bits))
-        record = {"job_id": job.job_id, "extranonce2": en2.hex(), "ntime": job.ntime, "nonce": nonce,
-                  "version_bits": bits, "hash": display_hex(digest), "difficulty": self.difficulty}
+        record = {
+            "job_id": job.job_id,
+            "extranonce2": en2.hex(),
+            "ntime": job.ntime,
+            "nonce": nonce,
+            "version_bits": bits,
+            "hash": display_hex(digest),
+            "difficulty": self.difficulty,
+        }
         self.stats.shares.append(record)
         self.stats.submitted += 1
         self._inflight += 1
-        self._request("mining.submit", params).add_done_callback(
-            lambda f: self._answered(record, f))
+        self._request("mining.submit", params).add_done_callback(lambda f: self._answered(record, f))
 
     def _answered(self, record: dict, future: asyncio.Future) -> None:
         self._inflight -= 1

@@ -22,9 +22,20 @@ from .share import format_difficulty, hash_to_int, share_work, target_for_diffic
 PROOF_FORMAT = "sh-stratum-share/1"
 
 
-def make_proof(job: Job, *, extranonce1: bytes, extranonce2: bytes, ntime: int, nonce: int,
-               version_bits: int, version_mask: int, difficulty: Any, worker: str,
-               header: bytes | None = None, received_at: int | None = None) -> dict[str, Any]:
+def make_proof(
+    job: Job,
+    *,
+    extranonce1: bytes,
+    extranonce2: bytes,
+    ntime: int,
+    nonce: int,
+    version_bits: int,
+    version_mask: int,
+    difficulty: Any,
+    worker: str,
+    header: bytes | None = None,
+    received_at: int | None = None,
+) -> dict[str, Any]:
     if header is None:
         header = job.share_header(extranonce1, extranonce2, ntime, nonce, version_bits, version_mask)
     node = coinbase_node_id(job.coinb1 + extranonce1 + extranonce2 + job.coinb2)
@@ -94,8 +105,14 @@ def verify_proof(proof: Mapping[str, Any]) -> ProofCheck:
         )
         en1 = parse_hex_bytes(proof["extranonce1"], max_length=32)
         en2 = parse_hex_bytes(proof["extranonce2"], max_length=32)
-        header = job.share_header(en1, en2, _u32(proof, "ntime"), _u32(proof, "nonce"),
-                                  _u32(proof, "version_bits"), _u32(proof, "version_mask"))
+        header = job.share_header(
+            en1,
+            en2,
+            _u32(proof, "ntime"),
+            _u32(proof, "nonce"),
+            _u32(proof, "version_bits"),
+            _u32(proof, "version_mask"),
+        )
         difficulty = proof["difficulty"]
         if not isinstance(difficulty, str):
             raise ValueError("difficulty must be decimal text")
@@ -105,16 +122,25 @@ def verify_proof(proof: Mapping[str, Any]) -> ProofCheck:
         return ProofCheck(ok=False, problems=[f"malformed proof: {exc}"])
 
     digest = sha256d(header)
-    check = ProofCheck(ok=True, hash=display_hex(digest), checkpoint=job.prevhash.hex(),
-                       node_id=node.decode("ascii", "replace") if node is not None else None,
-                       work=share_work(difficulty))
+    check = ProofCheck(
+        ok=True,
+        hash=display_hex(digest),
+        checkpoint=job.prevhash.hex(),
+        node_id=node.decode("ascii", "replace") if node is not None else None,
+        work=share_work(difficulty),
+    )
     problems = check.problems
     if hash_to_int(digest) > target:
         problems.append("hash does not meet the target of the stated difficulty")
     if node is None:
         problems.append("coinbase carries no node tag")
-    for key, expected in (("header", header.hex()), ("hash", check.hash), ("checkpoint", check.checkpoint),
-                          ("node_id", check.node_id), ("work", check.work)):
+    for key, expected in (
+        ("header", header.hex()),
+        ("hash", check.hash),
+        ("checkpoint", check.checkpoint),
+        ("node_id", check.node_id),
+        ("work", check.work),
+    ):
         if key in proof and proof[key] != expected:
             problems.append(f"{key} does not match the rebuilt share")
     check.ok = not problems

@@ -76,8 +76,12 @@ class _Extranonces:
 
 
 class StratumServer:
-    def __init__(self, backend: Backend, config: ServerConfig | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        backend: Backend,
+        config: ServerConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.backend = backend
         self.config = config or ServerConfig()
         self.clock = clock
@@ -95,8 +99,9 @@ class StratumServer:
     async def start(self) -> None:
         cfg = self.config
         # The reader's limit is what caps a line: readline() raises once a line outgrows it.
-        self._server = await asyncio.start_server(self._connection, cfg.host, cfg.port,
-                                                  limit=cfg.max_line + 2)
+        self._server = await asyncio.start_server(
+            self._connection, cfg.host, cfg.port, limit=cfg.max_line + 2
+        )
         self._unsubscribe = self.backend.subscribe(self.publish_job)
         self.current_job()
         self._sweeper = asyncio.create_task(self._sweep())
@@ -201,8 +206,9 @@ class StratumServer:
             if task is not None:
                 self._handlers.discard(task)
 
-    async def _read_loop(self, session: Session, reader: asyncio.StreamReader,
-                         writer: asyncio.StreamWriter) -> None:
+    async def _read_loop(
+        self, session: Session, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         while not session.closed:
             try:
                 line = await reader.readline()

@@ -61,8 +61,15 @@ def _submitted_u32(text: str, what: str) -> int:
 
 
 class Session:
-    def __init__(self, server: StratumServer, extranonce1: bytes, peer: str,
-                 send: Callable[[bytes], None], close: Callable[[], None], now: float):
+    def __init__(
+        self,
+        server: StratumServer,
+        extranonce1: bytes,
+        peer: str,
+        send: Callable[[bytes], None],
+        close: Callable[[], None],
+        now: float,
+    ):
         self.server = server
         self.config = server.config
         self.extranonce1 = extranonce1
@@ -261,8 +268,11 @@ class Session:
             self.subscribed = True
             self._activate(now)  # authorize may have come first
         sub_id = self.extranonce1.hex()
-        return [[["mining.set_difficulty", sub_id], ["mining.notify", sub_id]],
-                self.extranonce1.hex(), self.config.extranonce2_size]
+        return [
+            [["mining.set_difficulty", sub_id], ["mining.notify", sub_id]],
+            self.extranonce1.hex(),
+            self.config.extranonce2_size,
+        ]
 
     async def _authorize(self, params: list, now: float) -> bool:
         if not params or not isinstance(params[0], str) or not 0 < len(params[0]) <= MAX_NAME:
@@ -343,8 +353,9 @@ class Session:
         if not job.ntime <= ntime <= max(job.ntime, int(time.time())) + self.config.ntime_slack:
             raise OtherError("Ntime out of range")
         try:
-            header = job.share_header(self.extranonce1, extranonce2, ntime, nonce, version_bits,
-                                      self.version_mask)
+            header = job.share_header(
+                self.extranonce1, extranonce2, ntime, nonce, version_bits, self.version_mask
+            )
         except ValueError:
             raise OtherError("Version bits outside the negotiated mask") from None
         ok, digest = check_header(header, target_for_difficulty(self.difficulty))
@@ -358,9 +369,19 @@ class Session:
             raise DuplicateShare()
         if len(entry[1]) >= self.config.max_shares_per_job:
             raise OtherError("Too many shares for this job")
-        proof = make_proof(job, extranonce1=self.extranonce1, extranonce2=extranonce2, ntime=ntime,
-                           nonce=nonce, version_bits=version_bits, version_mask=self.version_mask,
-                           difficulty=credited, worker=worker, header=header, received_at=int(time.time()))
+        proof = make_proof(
+            job,
+            extranonce1=self.extranonce1,
+            extranonce2=extranonce2,
+            ntime=ntime,
+            nonce=nonce,
+            version_bits=version_bits,
+            version_mask=self.version_mask,
+            difficulty=credited,
+            worker=worker,
+            header=header,
+            received_at=int(time.time()),
+        )
         if not await self.server.call_backend("accept_share", proof):
             raise OtherError("Share not recorded")
         entry[1].add(digest)

@@ -25,10 +25,20 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
     Profile("software", ("softminer", "cpuminer", "minerd", "cpu"), start=0.001, floor=1e-6, ceiling=1024),
     # The BM1366 (LV06, Bitaxe Ultra) reports only nonces of difficulty >= 256 (its ticket mask),
     # so any lower pool difficulty just wastes the gap between 256 and the pool target.
-    Profile("bm13xx", ("esp-miner", "bitaxe", "bm13", "nerdq", "nerdaxe", "lucky", "lv06", "lv07"),
-            start=1024, floor=256, ceiling=2**32),
-    Profile("antminer", ("bmminer", "cgminer", "bosminer", "antminer", "braiins", "vnish", "luxminer"),
-            start=16384, floor=256, ceiling=2**32),
+    Profile(
+        "bm13xx",
+        ("esp-miner", "bitaxe", "bm13", "nerdq", "nerdaxe", "lucky", "lv06", "lv07"),
+        start=1024,
+        floor=256,
+        ceiling=2**32,
+    ),
+    Profile(
+        "antminer",
+        ("bmminer", "cgminer", "bosminer", "antminer", "braiins", "vnish", "luxminer"),
+        start=16384,
+        floor=256,
+        ceiling=2**32,
+    ),
     Profile("unknown", (), start=1, floor=1e-6, ceiling=2**32),
 )
 
@@ -60,8 +70,13 @@ def nice(difficulty: float) -> int | float:
 
 
 class Vardiff:
-    def __init__(self, profile: Profile, config: VardiffConfig | None = None, now: float = 0.0,
-                 start: float | None = None):
+    def __init__(
+        self,
+        profile: Profile,
+        config: VardiffConfig | None = None,
+        now: float = 0.0,
+        start: float | None = None,
+    ):
         self.profile = profile
         self.config = config or VardiffConfig()
         self.difficulty: int | float = self.clamp(profile.start if start is None else start)

@@ -1,5 +1,6 @@
 """The node that `make run` starts: web app, a real Celery worker and beat on the filesystem broker."""
 
+import json
 import os
 import signal
 import socket
@@ -40,6 +41,7 @@ def test_make_run_serves_login_runs_the_worker_and_stops_cleanly(tmp_path):
     port = _free_port()
     env = _env(
         tmp_path,
+        SILICONHEALTH_STRATUM_PORT=str(_free_port()),
         SILICONHEALTH_ADDRESS=f"127.0.0.1:{port}",
         SILICONHEALTH_DEMO_PATIENTS="3",
         SILICONHEALTH_CHECKPOINT_SECONDS="5",
@@ -77,6 +79,18 @@ def test_make_run_serves_login_runs_the_worker_and_stops_cleanly(tmp_path):
             return out.returncode == 0 and '"latest_checkpoint": {' in out.stdout
 
         assert _wait_for(checkpoint_sealed_by_beat_and_worker, 60), "beat + worker sealed no checkpoint"
+
+        def software_miner_found_a_proof():
+            out = subprocess.run(
+                [sys.executable, "manage.py", "asic", "devices", "--json"],
+                cwd=ROOT,
+                env=_env(tmp_path),
+                capture_output=True,
+                text=True,
+            )
+            return out.returncode == 0 and any(d["proofs"] > 0 for d in json.loads(out.stdout)["devices"])
+
+        assert _wait_for(software_miner_found_a_proof, 90), "the software miner stored no proof"
     finally:
         os.killpg(node.pid, signal.SIGINT)
         output, _ = node.communicate(timeout=60)

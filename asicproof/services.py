@@ -1,0 +1,122 @@
+"""Writes for ASIC proofs: device decisions, accepted shares, health readings."""
+
+import json
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ledger.canonical import canonical_json
+from ledger.models import Checkpoint
+from ledger.note import note_hash
+from ledger.selectors import self_node_id
+
+from .models import Device, DeviceHealth, Proof
+from .stratum.proof import verify_proof
+from .stratum.vardiff import classify
+
+
+class DeviceError(ValueError):
+    pass
+
+
+def authorize_device(*, worker: str, user_agent: str) -> str:
+    """'ok' if approved, 'pending' (registered, awaiting approval) if new, 'refused' if revoked."""
+    if not worker or len(worker) > 128:
+        return "refused"
+    device, created = Device.objects.get_or_create(
+        worker=worker, defaults={"user_agent": user_agent[:255], "kind": _kind_for(user_agent)}
+    )
+    device.last_seen = timezone.now()
+    if user_agent and device.user_agent != user_agent[:255]:
+        device.user_agent = user_agent[:255]
+    device.save(update_fields=["last_seen", "user_agent"])
+    return {"approved": "ok", "pending": "pending"}.get(device.status, "refused")
+
+
+_KIND_BY_PROFILE = {
+    "bm13xx": Device.Kind.AXEOS,
+    "antminer": Device.Kind.CGMINER,
+    "software": Device.Kind.SOFTWARE,
+}
+
+
+def _kind_for(user_agent: str) -> str:
+    return _KIND_BY_PROFILE.get(classify(user_agent or "").name, Device.Kind.UNKNOWN)
+
+
+def decide_device(
+    *, worker: str, approve: bool, user=None, model: str = "", host: str = "", kind: str = ""
+) -> Device:
+    """Approve (or revoke) a device by worker name; an unknown worker is registered on the spot."""
+    device, _ = Device.objects.get_or_create(worker=worker)
+    device.status = Device.Status.APPROVED if approve else Device.Status.REVOKED
+    device.decided_by, device.decided_at = user, timezone.now()
+    if model:
+        device.model = model
+    if host:
+        device.host = host
+    if kind:
+        if kind not in Device.Kind.values:
+            raise DeviceError(f"unknown device kind {kind!r}")
+        device.kind = kind
+    device.save()
+    return device
+
+
+def record_proof(proof: dict) -> bool:
+    """Store a share the Stratum server accepted, after checking it again here: it must rebuild to a
+    header under its target, commit to a checkpoint this node signed, and name this node."""
+    check = verify_proof(proof)
+    if not check.ok or check.node_id != self_node_id():
+        return False
+    checkpoint = _checkpoint_by_hash(check.checkpoint)
+    device = Device.objects.filter(worker=proof.get("worker"), status=Device.Status.APPROVED).first()
+    if checkpoint is None or device is None:
+        return False
+    try:
+        with transaction.atomic():
+            Proof.objects.create(
+                device=device,
+                checkpoint=checkpoint,
+                share_hash=check.hash,
+                difficulty=str(proof["difficulty"]),
+                work=check.work,
+                proof=canonical_json(proof).decode("utf-8"),
+                received_at=timezone.now(),  # the engine's received_at is whole seconds; keep ms here
+            )
+    except IntegrityError:  # the same share again (a replay, or a restart): not new work
+        return False
+    return True
+
+
+_RECENT: dict[str, int] = {}
+
+
+def _checkpoint_by_hash(hash_hex: str | None) -> Checkpoint | None:
+    if not hash_hex:
+        return None
+    if hash_hex in _RECENT:
+        return Checkpoint.objects.filter(pk=_RECENT[hash_hex]).first()
+    for checkpoint in Checkpoint.objects.filter(origin=self_node_id()).order_by("-size")[:16]:
+        _RECENT[note_hash(checkpoint.note).hex()] = checkpoint.pk
+    pk = _RECENT.get(hash_hex)
+    return Checkpoint.objects.filter(pk=pk).first() if pk else None
+
+
+def record_health(*, device: Device, reading: dict) -> DeviceHealth:
+    return DeviceHealth.objects.create(
+        device=device,
+        at=timezone.now(),
+        reachable=bool(reading.get("reachable")),
+        error=str(reading.get("error", ""))[:255],
+        hashrate_ghs=reading.get("hashrate_ghs"),
+        temperature_c=reading.get("temperature_c"),
+        power_w=reading.get("power_w"),
+        accepted=reading.get("accepted"),
+        rejected=reading.get("rejected"),
+        pool_url=str(reading.get("pool_url", ""))[:255],
+    )
+
+
+def proof_json(proof: Proof) -> dict:
+    return json.loads(proof.proof)
