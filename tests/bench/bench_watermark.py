@@ -55,15 +55,21 @@ def _measure(name: str, data: bytes) -> dict:
     plain = _best(lambda: formats.save_image(formats.load_image(data)[0], meta))
     marked_pixels = codec.embed(pixels, PAYLOAD, KEY)
     marked = formats.save_image(marked_pixels, meta)
-    embed_time = _best(lambda: formats.save_image(codec.embed(formats.load_image(data)[0], PAYLOAD, KEY), meta))
+    embed_time = _best(
+        lambda: formats.save_image(codec.embed(formats.load_image(data)[0], PAYLOAD, KEY), meta)
+    )
     verify_time = _best(lambda: codec.verify(formats.load_image(marked)[0], KEY))
     plain_read = _best(lambda: formats.load_image(marked))
     robustness = damage.robustness_report(marked_pixels, KEY, PAYLOAD, seeds=(0, 1))
     return {
-        "image": name, "shape": list(pixels.shape), "dtype": str(pixels.dtype),
-        "plain_read_write_s": round(plain, 3), "embed_read_write_s": round(embed_time, 3),
+        "image": name,
+        "shape": list(pixels.shape),
+        "dtype": str(pixels.dtype),
+        "plain_read_write_s": round(plain, 3),
+        "embed_read_write_s": round(embed_time, 3),
         "embed_ratio": round(embed_time / plain, 2),
-        "plain_read_s": round(plain_read, 3), "verify_s": round(verify_time, 3),
+        "plain_read_s": round(plain_read, 3),
+        "verify_s": round(verify_time, 3),
         "verify_ratio": round(verify_time / plain, 2),
         "psnr_db": round(metrics.psnr(pixels, marked_pixels, peak=meta.peak), 1),
         "ssim": round(metrics.ssim(pixels, marked_pixels, peak=meta.peak), 4),
@@ -72,14 +78,28 @@ def _measure(name: str, data: bytes) -> dict:
 
 
 def main() -> None:
-    results = [_measure("DICOM 512x512 16-bit (CT)", _dicom_512()), _measure("PNG 2048x2048 8-bit", _png_2048())]
+    results = [
+        _measure("DICOM 512x512 16-bit (CT)", _dicom_512()),
+        _measure("PNG 2048x2048 8-bit", _png_2048()),
+    ]
     path = write_result("watermark", {"images": results, "goal_ratio_below": 3, "goal_damage_at_least": 0.6})
-    rows = [("", "embed s (x plain)", "verify s (x plain)", "PSNR dB", "noise", "blackout", "crop", "stripes")]
+    rows = [
+        ("", "embed s (x plain)", "verify s (x plain)", "PSNR dB", "noise", "blackout", "crop", "stripes")
+    ]
     for r in results:
         d = r["max_recoverable_damage"]
-        rows.append((r["image"], f"{r['embed_read_write_s']} ({r['embed_ratio']}x)",
-                     f"{r['verify_s']} ({r['verify_ratio']}x)", r["psnr_db"],
-                     d.get("noise"), d.get("blackout"), d.get("crop"), d.get("stripes")))
+        rows.append(
+            (
+                r["image"],
+                f"{r['embed_read_write_s']} ({r['embed_ratio']}x)",
+                f"{r['verify_s']} ({r['verify_ratio']}x)",
+                r["psnr_db"],
+                d.get("noise"),
+                d.get("blackout"),
+                d.get("crop"),
+                d.get("stripes"),
+            )
+        )
     print_table(f"watermark ({path.relative_to(ROOT)}); plain = read + write with no watermark", rows)
 
 

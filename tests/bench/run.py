@@ -4,7 +4,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["ledger", "watermark", "clinic"]
+BENCHMARKS = ["ledger", "asic", "watermark", "clinic"]
 
 
 def main(names: list[str]) -> int:
