@@ -35,8 +35,9 @@ async def _with_server(coroutine_factory, **config):
 
 
 def _miner(port: int, **kwargs) -> MinerConfig:
-    defaults = dict(host="127.0.0.1", port=port, worker="softminer", suggest_difficulty=1e-5, max_shares=3,
-                    max_seconds=60)
+    defaults = dict(
+        host="127.0.0.1", port=port, worker="softminer", suggest_difficulty=1e-5, max_shares=3, max_seconds=60
+    )
     defaults.update(kwargs)
     return MinerConfig(**defaults)
 
@@ -75,7 +76,9 @@ def test_a_new_checkpoint_sends_clean_jobs_and_shares_follow_it():
 
     second = asyncio.run(_with_server(scenario))
     assert second.size > first.size
-    assert Proof.objects.filter(checkpoint=first).exists() and Proof.objects.filter(checkpoint=second).exists()
+    assert (
+        Proof.objects.filter(checkpoint=first).exists() and Proof.objects.filter(checkpoint=second).exists()
+    )
 
 
 def test_an_unknown_device_waits_for_approval():
