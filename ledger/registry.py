@@ -26,3 +26,31 @@ def register(model: type, fields: tuple[str, ...], payload: Callable[[tuple], di
 
 def ledgered_models() -> list[LedgeredModel]:
     return list(_REGISTRY.values())
+
+
+# object_type -> applier(origin, entry) -> bool: apply a received entry to its record row; False when
+# it must wait (e.g. its patient has not arrived yet) and will be retried.
+_APPLIERS: dict[str, Callable[[str, dict], bool]] = {}
+
+
+def register_applier(object_type: str, applier: Callable[[str, dict], bool]) -> None:
+    _APPLIERS[object_type] = applier
+
+
+def apply_entry(origin: str, entry: dict) -> bool:
+    applier = _APPLIERS.get(entry["type"])
+    if applier is None:
+        return True  # not a record this node keeps rows for: the entry itself is what is mirrored
+    return applier(origin, entry)
+
+
+_RETRIERS: list[Callable[[], int]] = []
+
+
+def register_retrier(retrier: Callable[[], int]) -> None:
+    if retrier not in _RETRIERS:
+        _RETRIERS.append(retrier)
+
+
+def retry_pending_applies() -> int:
+    return sum(retrier() for retrier in _RETRIERS)

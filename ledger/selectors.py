@@ -14,6 +14,11 @@ def node_identity() -> NodeIdentity:
     return load_or_create(settings.NODE_KEY_PATH)
 
 
+# The version of a record that wins everywhere: the entry with the greatest (hlc, origin, index).
+# Every node applies the same rule, so all converge whatever the order of sync.
+LATEST_FIRST = ("-hlc", "-origin", "-index")
+
+
 @cache
 def self_node_id() -> str:
     return node_identity().node_id
@@ -70,4 +75,4 @@ def entries_for_object(object_id) -> list[Entry]:
 
 
 def latest_entry_for_object(object_id) -> Entry | None:
-    return Entry.objects.filter(object_id=object_id).order_by("-hlc").first()
+    return Entry.objects.filter(object_id=object_id).order_by(*LATEST_FIRST).first()

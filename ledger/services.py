@@ -178,3 +178,8 @@ def seal_checkpoint() -> Checkpoint:
             identity.private_key,
         )
         return Checkpoint.objects.create(origin=origin, size=head.size, root_hash=root, note=signed)
+
+
+# Storing verified segments of other nodes' logs lives in ledger/ingest.py; re-exported here, the
+# ledger's one place for writes.
+from .ingest import ForkDetected, IngestRefused, IngestResult, ingest_remote  # noqa: E402, F401

@@ -20,7 +20,7 @@ from .entries import entry_bytes_from_parts, log_origin
 from .identity import public_key_from_b64
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
 from .registry import ledgered_models
-from .selectors import db_get_node
+from .selectors import LATEST_FIRST, db_get_node
 
 CHUNK = 2000
 
@@ -231,7 +231,7 @@ def _latest_entries(object_type: str) -> Iterator[tuple]:
     """(object_id, kind, payload) of the latest entry of each object of a type, in object_id order."""
     rows = (
         Entry.objects.filter(object_type=object_type)
-        .order_by("object_id", "-hlc", "origin", "-index")
+        .order_by("object_id", *LATEST_FIRST)
         .values_list("object_id", "kind", "payload", "origin", "index")
         .iterator(chunk_size=CHUNK)
     )

@@ -190,3 +190,15 @@ class DuplicateDismissal(models.Model):
     candidate = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
     confirmed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     confirmed_at = models.DateTimeField(auto_now_add=True)
+
+
+class PendingApply(models.Model):
+    """A received entry whose record could not be written yet (its patient or encounter has not
+    arrived from its own origin); retried after every ingest."""
+
+    origin = models.CharField(max_length=64)
+    index = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["origin", "index"], name="pending_apply_entry")]

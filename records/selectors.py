@@ -80,11 +80,12 @@ def verification_marks(objects) -> dict:
     """pk -> True when the row equals the payload of its latest ledger entry (one query for all)."""
     by_id = {obj.pk: obj for obj in objects}
     latest: dict = {}
-    for object_id, hlc, payload in Entry.objects.filter(object_id__in=list(by_id)).values_list(
-        "object_id", "hlc", "payload"
+    for object_id, hlc, origin, index, payload in Entry.objects.filter(object_id__in=list(by_id)).values_list(
+        "object_id", "hlc", "origin", "index", "payload"
     ):
-        if object_id not in latest or hlc > latest[object_id][0]:
-            latest[object_id] = (hlc, payload)
+        # The same order as ledger.selectors.LATEST_FIRST: the version every node shows.
+        if object_id not in latest or (hlc, origin, index) > latest[object_id][0]:
+            latest[object_id] = ((hlc, origin, index), payload)
     return {
         pk: pk in latest and json.loads(latest[pk][1]) == record_payload(obj) for pk, obj in by_id.items()
     }

@@ -1,0 +1,203 @@
+"""Storing a verified segment of another node's log, and applying it to the records.
+
+Everything is checked before anything is written: the origin's key (its node id is derived from
+it), the signature on its checkpoint, every entry's leaf hash, the root recomputed from our copy of
+the log plus the new leaves against the signed root, and agreement with every checkpoint of that
+origin we stored before. A disagreement about history is a fork: refused, with both notes kept by
+the caller as evidence. Then, in one transaction, entries, subtree hashes, head and checkpoint are
+stored and each entry is applied to its record (the latest version by (hlc, origin, index) wins,
+on every node, whatever the order of sync).
+"""
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from . import hlc, merkle, note
+from .entries import entry_bytes_from_parts, log_origin
+from .identity import node_id_for
+from .models import Checkpoint, Entry, LogHead, Node, TreeNode
+from .registry import apply_entry, retry_pending_applies
+from .selectors import db_get_node, self_node_id
+
+MAX_ENTRIES = 50_000
+_ENTRY_FIELDS = {"index": int, "kind": str, "type": str, "id": str, "payload": str, "author": str, "hlc": int}
+
+
+class IngestRefused(ValueError):
+    """The segment was not stored; str() says why."""
+
+
+class ForkDetected(IngestRefused):
+    def __init__(self, reason: str, our_note: str, their_note: str):
+        super().__init__(reason)
+        self.our_note, self.their_note = our_note, their_note
+
+
+@dataclass
+class IngestResult:
+    applied: int
+    size: int
+    deferred: int = 0
+
+
+def _public_key(origin: str, public_key: str) -> bytes:
+    try:
+        raw = base64.b64decode(public_key, validate=True)
+    except (binascii.Error, TypeError):
+        raise IngestRefused("the origin's public key is not base64") from None
+    if len(raw) != 32 or node_id_for(raw) != origin:
+        raise IngestRefused(f"the public key does not belong to {origin} (node ids derive from keys)")
+    return raw
+
+
+def _check_entries(entries: list, checkpoint_size: int) -> None:
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
+        raise IngestRefused(f"entries must be a list of at most {MAX_ENTRIES}")
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) != set(_ENTRY_FIELDS):
+            raise IngestRefused(f"entries[{position}] must have exactly {sorted(_ENTRY_FIELDS)}")
+        for name, kind in _ENTRY_FIELDS.items():
+            if type(entry[name]) is not kind:
+                raise IngestRefused(f"entries[{position}].{name} must be {kind.__name__}")
+        if position and entry["index"] != entries[position - 1]["index"] + 1:
+            raise IngestRefused(f"entries[{position}] breaks the sequence of indexes (reordered or missing)")
+    if entries and entries[-1]["index"] + 1 != checkpoint_size:
+        raise IngestRefused("the entries must end exactly at the checkpoint's size")
+
+
+def _leaf(origin: str, entry: dict) -> bytes:
+    return merkle.leaf_hash(
+        entry_bytes_from_parts(
+            origin,
+            entry["index"],
+            entry["kind"],
+            entry["type"],
+            entry["id"],
+            entry["payload"],
+            entry["author"],
+            entry["hlc"],
+        )
+    )
+
+
+def ingest_remote(
+    *, origin: str, public_key: str, tier: str, entries: list[dict], checkpoint_note: str
+) -> IngestResult:
+    key = _public_key(origin, public_key)
+    try:
+        body = note.parse_checkpoint(note.open_note(checkpoint_note, log_origin(origin), key))
+    except note.NoteError as error:
+        raise IngestRefused(f"checkpoint of {origin}: {error}") from None
+    if body.origin != log_origin(origin):
+        raise IngestRefused("the checkpoint is for another log")
+    _check_entries(entries, body.size)
+    own = origin == self_node_id()
+    with transaction.atomic():
+        node = Node.objects.filter(node_id=origin).first()
+        if node is None:
+            node = Node.objects.create(node_id=origin, public_key=public_key, tier=tier[:32])
+        elif node.revoked:
+            raise IngestRefused(f"{origin} is revoked")
+        LogHead.objects.get_or_create(origin=origin)
+        head = LogHead.objects.select_for_update().get(origin=origin)
+        size = head.size
+        first = entries[0]["index"] if entries else body.size
+        if first > size:
+            raise IngestRefused(f"gap: we hold {size} entries of {origin}, the segment starts at {first}")
+        leaves = [_leaf(origin, entry) for entry in entries]
+        overlap = [(e, leaf) for e, leaf in zip(entries, leaves, strict=True) if e["index"] < size]
+        stored = dict(
+            Entry.objects.filter(origin=origin, index__gte=first, index__lt=size).values_list(
+                "index", "leaf_hash"
+            )
+        )
+        latest = Checkpoint.objects.filter(origin=origin).order_by("-size").first()
+        for entry, leaf in overlap:
+            if bytes(stored[entry["index"]]) != leaf:
+                raise ForkDetected(
+                    f"entry {entry['index']} of {origin} differs from the one we hold",
+                    latest.note if latest else "",
+                    checkpoint_note,
+                )
+        fresh = [(e, leaf) for e, leaf in zip(entries, leaves, strict=True) if e["index"] >= size]
+        if own and fresh:
+            raise IngestRefused("a peer sent entries of our own log that we never wrote")
+        known = _frontier_nodes(origin, size)
+        new_nodes = []
+        for entry, leaf in fresh:
+            for level, position, digest in merkle.nodes_completed_by_append(
+                entry["index"], leaf, lambda lv, i: known[lv, i]
+            ):
+                known[level, position] = digest
+                new_nodes.append((level, position, digest))
+        stored_get = db_get_node(origin)
+
+        def get_node(level: int, index: int) -> bytes:
+            return known[level, index] if (level, index) in known else stored_get(level, index)
+
+        if merkle.root_at(body.size, get_node) != body.root_hash:
+            raise IngestRefused(
+                f"the entries do not hash to the root {origin} signed (forged or altered entries)"
+            )
+        for checkpoint in Checkpoint.objects.filter(origin=origin).order_by("-size")[:1]:
+            if checkpoint.size <= max(size, body.size) and merkle.root_at(checkpoint.size, get_node) != bytes(
+                checkpoint.root_hash
+            ):
+                raise ForkDetected(
+                    f"{origin} signed two histories: size {checkpoint.size} and size {body.size} "
+                    "are not consistent",
+                    checkpoint.note,
+                    checkpoint_note,
+                )
+        Entry.objects.bulk_create(
+            [
+                Entry(
+                    origin=origin,
+                    index=e["index"],
+                    kind=e["kind"],
+                    object_type=e["type"],
+                    object_id=e["id"],
+                    payload=e["payload"],
+                    author=e["author"],
+                    hlc=e["hlc"],
+                    leaf_hash=leaf,
+                )
+                for e, leaf in fresh
+            ]
+        )
+        TreeNode.objects.bulk_create(
+            [TreeNode(origin=origin, level=lv, index=i, hash=h) for lv, i, h in new_nodes if lv > 0]
+        )
+        if fresh:
+            head.size = body.size
+            head.save(update_fields=["size"])
+            _observe_remote_clock(max(e["hlc"] for e, _ in fresh))
+        if not Checkpoint.objects.filter(origin=origin, size=body.size).exists():
+            Checkpoint.objects.create(
+                origin=origin, size=body.size, root_hash=body.root_hash, note=checkpoint_note
+            )
+        try:
+            deferred = sum(0 if apply_entry(origin, entry) else 1 for entry, _ in fresh)
+        except ValueError as error:  # a payload that does not fit its record: refuse the whole segment
+            raise IngestRefused(str(error)) from None
+        if fresh:
+            retry_pending_applies()
+    return IngestResult(applied=len(fresh), size=max(size, body.size), deferred=deferred)
+
+
+def _frontier_nodes(origin: str, size: int) -> dict:
+    from .services import _frontier
+
+    return _frontier(origin, size)
+
+
+def _observe_remote_clock(remote_hlc: int) -> None:
+    """Our own clock moves past every timestamp we receive, so our next write orders after it."""
+    head = LogHead.objects.select_for_update().filter(origin=self_node_id()).first()
+    if head is not None:
+        head.last_hlc = hlc.receive(head.last_hlc, remote_hlc, int(time.time() * 1000))
+        head.save(update_fields=["last_hlc"])
