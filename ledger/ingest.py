@@ -173,8 +173,11 @@ def ingest_remote(
             [TreeNode(origin=origin, level=lv, index=i, hash=h) for lv, i, h in new_nodes if lv > 0]
         )
         if fresh:
+            from .services import _frontier_blob
+
             head.size = body.size
-            head.save(update_fields=["size"])
+            head.frontier = _frontier_blob(body.size, known)
+            head.save(update_fields=["size", "frontier"])
             _observe_remote_clock(max(e["hlc"] for e, _ in fresh))
         if not Checkpoint.objects.filter(origin=origin, size=body.size).exists():
             Checkpoint.objects.create(

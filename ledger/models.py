@@ -31,6 +31,8 @@ class LogHead(models.Model):
     origin = models.CharField(max_length=64, primary_key=True)
     size = models.PositiveBigIntegerField(default=0)
     last_hlc = models.BigIntegerField(default=0)
+    # Hashes of the perfect subtrees of `size` (largest first): all an append needs, read with the lock.
+    frontier = models.BinaryField(default=b"", blank=True)
 
 
 class Entry(models.Model):

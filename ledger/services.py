@@ -36,6 +36,24 @@ def ensure_self_node() -> Node:
     return node
 
 
+def _frontier_positions(size: int) -> list[tuple[int, int]]:
+    """(level, index) of the perfect subtrees of a log of `size` leaves, largest first."""
+    return [(level, (size >> level) - 1) for level in reversed(range(size.bit_length())) if size >> level & 1]
+
+
+def _frontier_from_head(head: LogHead) -> dict[tuple[int, int], bytes] | None:
+    """The frontier cached on the (locked) head row; None if absent or not of this size's shape."""
+    positions = _frontier_positions(head.size)
+    blob = bytes(head.frontier or b"")
+    if len(blob) != 32 * len(positions):
+        return None
+    return {position: blob[32 * i : 32 * (i + 1)] for i, position in enumerate(positions)}
+
+
+def _frontier_blob(size: int, known: dict) -> bytes:
+    return b"".join(known[position] for position in _frontier_positions(size))
+
+
 def _frontier(origin: str, size: int) -> dict[tuple[int, int], bytes]:
     """The perfect subtrees of a log of `size` leaves (one per set bit of size), in two queries at most.
 
@@ -86,7 +104,9 @@ def append_many(items: list[PendingEntry]) -> list[Entry]:
     if head is None:
         ensure_self_node()
         head = LogHead.objects.select_for_update().get(origin=origin)
-    known = _frontier(origin, head.size)
+    known = _frontier_from_head(head)
+    if known is None:  # no cached frontier yet (an old row): read it from the stored subtrees once
+        known = _frontier(origin, head.size)
     now_ms = int(time.time() * 1000)
     stamp, index = head.last_hlc, head.size
     entries, nodes = [], []
@@ -127,8 +147,8 @@ def append_many(items: list[PendingEntry]) -> list[Entry]:
         index += 1
     Entry.objects.bulk_create(entries)
     TreeNode.objects.bulk_create(nodes)
-    head.size, head.last_hlc = index, stamp
-    head.save(update_fields=["size", "last_hlc"])
+    head.size, head.last_hlc, head.frontier = index, stamp, _frontier_blob(index, known)
+    head.save(update_fields=["size", "last_hlc", "frontier"])
     return entries
 
 
