@@ -45,7 +45,15 @@ def _kind_for(user_agent: str) -> str:
 
 
 def decide_device(
-    *, worker: str, approve: bool, user=None, model: str = "", host: str = "", kind: str = ""
+    *,
+    worker: str,
+    approve: bool,
+    user=None,
+    model: str = "",
+    host: str = "",
+    kind: str = "",
+    web_port: int | None = None,
+    rpc_port: int | None = None,
 ) -> Device:
     """Approve (or revoke) a device by worker name; an unknown worker is registered on the spot."""
     device, _ = Device.objects.get_or_create(worker=worker)
@@ -59,6 +67,11 @@ def decide_device(
         if kind not in Device.Kind.values:
             raise DeviceError(f"unknown device kind {kind!r}")
         device.kind = kind
+    for name, port in (("web_port", web_port), ("rpc_port", rpc_port)):
+        if port is not None:
+            if not 1 <= port <= 65535:
+                raise DeviceError(f"{name} {port} is not a TCP port")
+            setattr(device, name, port)
     device.save()
     return device
 
@@ -120,3 +133,47 @@ def record_health(*, device: Device, reading: dict) -> DeviceHealth:
 
 def proof_json(proof: Proof) -> dict:
     return json.loads(proof.proof)
+
+
+def poll_devices() -> list[DeviceHealth]:
+    """Poll every approved device that has a management address, and keep each reading."""
+    import asyncio
+
+    from .devices import poll
+
+    devices = list(
+        Device.objects.filter(status=Device.Status.APPROVED)
+        .exclude(host="")
+        .exclude(kind__in=[Device.Kind.SOFTWARE, Device.Kind.UNKNOWN])
+    )
+
+    async def poll_all():
+        return await asyncio.gather(
+            *(poll(d.host, d.kind, web_port=d.web_port, rpc_port=d.rpc_port) for d in devices)
+        )
+
+    readings = asyncio.run(poll_all()) if devices else []
+    return [record_health(device=d, reading=r.to_dict()) for d, r in zip(devices, readings, strict=True)]
+
+
+def point_device(*, worker: str, stratum_host: str, stratum_port: int) -> Device:
+    """Point a registered device at this node's Stratum server (AxeOS settings or cgminer pools)."""
+    import asyncio
+
+    from .devices import point_at_node
+
+    device = Device.objects.filter(worker=worker).first()
+    if device is None or not device.host or device.kind not in (Device.Kind.AXEOS, Device.Kind.CGMINER):
+        raise DeviceError(f"{worker!r} is not a registered AxeOS or cgminer device with a management address")
+    asyncio.run(
+        point_at_node(
+            device.host,
+            device.kind,
+            stratum_host=stratum_host,
+            stratum_port=stratum_port,
+            worker=worker,
+            web_port=device.web_port,
+            rpc_port=device.rpc_port,
+        )
+    )
+    return device

@@ -38,8 +38,16 @@ class Command(BaseCommand):
             decide.add_argument("--model", default="")
             decide.add_argument("--host", default="", help="management address, for polling")
             decide.add_argument("--kind", default="", choices=["", *Device.Kind.values])
-        devices = sub.add_parser("devices", help="list devices (and poll them with --poll)")
+        devices = sub.add_parser("devices", help="poll the attached devices (pyasic) and list them")
+        devices.add_argument("--no-poll", action="store_true", help="list only, do not contact the devices")
         devices.add_argument("--json", action="store_true")
+        point = sub.add_parser("point", help="point a device at this node's Stratum server")
+        point.add_argument("worker")
+        point.add_argument("--stratum-host", required=True, help="this node's address as the device sees it")
+        point.add_argument("--stratum-port", type=int, default=3333)
+        for name in ("approve", "revoke"):
+            sub.choices[name].add_argument("--web-port", type=int, default=80)
+            sub.choices[name].add_argument("--rpc-port", type=int, default=4028)
         validate = sub.add_parser("validate", help="a proof session: mine for N seconds, re-verify, report")
         validate.add_argument("--seconds", type=float, required=True)
         validate.add_argument(
@@ -125,6 +133,8 @@ class Command(BaseCommand):
                 model=options["model"],
                 host=options["host"],
                 kind=options["kind"],
+                web_port=options["web_port"],
+                rpc_port=options["rpc_port"],
             )
         except services.DeviceError as error:
             raise CommandError(str(error), returncode=2) from None
@@ -163,27 +173,67 @@ class Command(BaseCommand):
             sys.exit(1)
 
     def _devices(self, options):
-        rows = [
-            {
-                "worker": d.worker,
-                "status": d.status,
-                "model": d.model,
-                "kind": d.kind,
-                "host": d.host,
-                "user_agent": d.user_agent,
-                "last_seen": d.last_seen.isoformat() if d.last_seen else None,
-                "proofs": d.proofs.count(),
-            }
-            for d in selectors.devices()
-        ]
+        readings = {} if options["no_poll"] else {h.device_id: h for h in services.poll_devices()}
+        rows = []
+        for d in selectors.devices():
+            health = readings.get(d.pk)
+            rows.append(
+                {
+                    "worker": d.worker,
+                    "status": d.status,
+                    "model": d.model,
+                    "kind": d.kind,
+                    "host": d.host,
+                    "user_agent": d.user_agent,
+                    "last_seen": d.last_seen.isoformat() if d.last_seen else None,
+                    "proofs": d.proofs.count(),
+                    "reading": None
+                    if health is None
+                    else {
+                        "reachable": health.reachable,
+                        "error": health.error,
+                        "hashrate_ghs": health.hashrate_ghs,
+                        "temperature_c": health.temperature_c,
+                        "power_w": health.power_w,
+                        "accepted": health.accepted,
+                        "rejected": health.rejected,
+                        "pool_url": health.pool_url,
+                    },
+                }
+            )
         if options["json"]:
             self.stdout.write(json.dumps({"devices": rows}, sort_keys=True))
             return
         for row in rows:
+            reading = row["reading"]
+            state = (
+                ""
+                if reading is None
+                else f"  unreachable: {reading['error']}"
+                if not reading["reachable"]
+                else f"  {reading['hashrate_ghs']} GH/s {reading['temperature_c']} C {reading['power_w']} W "
+                f"pool {reading['pool_url']}"
+            )
             self.stdout.write(
                 f"{row['worker']:24} {row['status']:9} {row['kind']:9} {row['proofs']:6} proofs  "
-                f"{row['model'] or row['user_agent']}"
+                f"{row['model'] or row['user_agent']}{state}"
             )
+
+    def _point(self, options):
+        try:
+            device = services.point_device(
+                worker=options["worker"],
+                stratum_host=options["stratum_host"],
+                stratum_port=options["stratum_port"],
+            )
+        except (services.DeviceError, ValueError) as error:
+            raise CommandError(str(error), returncode=2) from None
+        except Exception as error:  # the device refused or did not answer
+            self.stderr.write(f"{options['worker']}: {error}")
+            sys.exit(1)
+        self.stdout.write(
+            f"{device.worker} now mines for {options['stratum_host']}:{options['stratum_port']}"
+        )
 
 
 async def _software_session(seconds: float) -> None:
