@@ -30,3 +30,11 @@ def devices() -> list[Device]:
 
 def pending_devices() -> list[Device]:
     return list(Device.objects.filter(status=Device.Status.PENDING))
+
+
+def devices_with_health() -> list[Device]:
+    """Every device with its latest health reading (as .latest) and proof count (as .proof_count)."""
+    rows = list(Device.objects.annotate(proof_count=Count("proofs")).order_by("status", "worker"))
+    for device in rows:
+        device.latest = device.health.order_by("-at").first()
+    return rows

@@ -12,5 +12,6 @@ def node(request):
         "perms_record": has_capability(user, Capability.RECORD_ENCOUNTERS),
         "perms_upload": has_capability(user, Capability.UPLOAD_ATTACHMENTS),
         "perms_merge": has_capability(user, Capability.MERGE_PATIENTS),
+        "perms_manage_node": has_capability(user, Capability.MANAGE_NODE),
         "user_language_choices": [("en", "English"), ("fr", "Français"), ("sw", "Kiswahili")],
     }
