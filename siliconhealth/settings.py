@@ -62,7 +62,6 @@ INSTALLED_APPS = [
     "ledger",
     "records",
     "asicproof",
-    "sync",
 ]
 
 MIDDLEWARE = [
