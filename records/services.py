@@ -30,7 +30,7 @@ from .models import (
     Patient,
     PatientNumberSequence,
 )
-from .patient_number import format_patient_number
+from .patient_number import format_patient_number, is_valid_patient_number
 from .text import fold
 
 IMAGE_MEDIA_TYPES = {"image/png", "image/tiff", "application/dicom", "image/jpeg"}
@@ -50,16 +50,18 @@ def _validate(obj) -> None:
     obj.clean_fields(exclude=[f.name for f in obj._meta.concrete_fields if f.is_relation])
 
 
-def _stamp_new(obj) -> None:
+def _stamp_new(obj, created_at: dt.datetime | None = None) -> None:
     now = timezone.now()
+    if created_at is not None and created_at > now + dt.timedelta(minutes=5):
+        raise ValidationError({"created_at": "A record cannot be created in the future."})
     obj.origin = self_node_id()
-    obj.created_at = now
+    obj.created_at = created_at or now
     obj.updated_at = now
     obj.version = 1
 
 
-def _save_new(obj, *, author: str, batch: list | None = None):
-    _stamp_new(obj)
+def _save_new(obj, *, author: str, batch: list | None = None, created_at: dt.datetime | None = None):
+    _stamp_new(obj, created_at)
     _validate(obj)
     obj.save(force_insert=True)
     _ledger(obj, kind="create", author=author, batch=batch)
@@ -76,6 +78,20 @@ def allocate_patient_number() -> str:
     return format_patient_number(prefix, number)
 
 
+def _keep_patient_number(number: str) -> str:
+    """An imported patient number: checked, and this node's sequence moved past it if it is ours."""
+    number = number.strip().upper()
+    if not is_valid_patient_number(number):
+        raise ValidationError({"patient_number": f"{number!r} is not a valid patient number"})
+    prefix, sequence, _check = number.split("-")
+    if prefix == self_node_prefix():
+        row, _ = PatientNumberSequence.objects.select_for_update().get_or_create(prefix=prefix)
+        if row.next_value <= int(sequence):
+            row.next_value = int(sequence) + 1
+            row.save(update_fields=["next_value"])
+    return number
+
+
 @transaction.atomic
 def register_patient(
     *,
@@ -89,7 +105,13 @@ def register_patient(
     phone: str = "",
     not_duplicate_of: list[Patient] | None = None,
     confirmed_by=None,
+    record_id=None,
+    patient_number: str | None = None,
+    created_at: dt.datetime | None = None,
+    batch: list | None = None,
 ) -> Patient:
+    """`record_id`, `patient_number` and `created_at` keep an imported patient's identity (FHIR import);
+    a kept number of this node's own prefix moves the node's sequence past it."""
     patient = Patient(
         given_name=given_name.strip(),
         family_name=family_name.strip(),
@@ -102,8 +124,13 @@ def register_patient(
     if birth_date and birth_date > timezone.localdate():
         raise ValidationError({"birth_date": "A birth date cannot be in the future."})
     patient.search_name = fold(f"{patient.given_name} {patient.family_name}")
-    patient.patient_number = allocate_patient_number()
-    _save_new(patient, author=author)
+    if record_id is not None:
+        patient.id = record_id
+    if patient_number is None:
+        patient.patient_number = allocate_patient_number()
+    else:
+        patient.patient_number = _keep_patient_number(patient_number)
+    _save_new(patient, author=author, batch=batch, created_at=created_at)
     for candidate in not_duplicate_of or []:
         DuplicateDismissal.objects.create(patient=patient, candidate=candidate, confirmed_by=confirmed_by)
     return patient
@@ -263,12 +290,24 @@ def record_encounter(*, patient: Patient, author: str, data: EncounterInput) -> 
 
 
 @transaction.atomic
-def add_note(*, patient: Patient, author: str, text: str, encounter: Encounter | None = None) -> ClinicalNote:
+def add_note(
+    *,
+    patient: Patient,
+    author: str,
+    text: str,
+    encounter: Encounter | None = None,
+    record_id=None,
+    created_at: dt.datetime | None = None,
+    batch: list | None = None,
+    written_by: str = "",
+) -> ClinicalNote:
+    """`written_by` names the note's author when it differs from the writer (an imported note)."""
     if not text.strip():
         raise ValidationError({"text": "A note cannot be empty."})
-    return _save_new(
-        ClinicalNote(patient=patient, encounter=encounter, text=text.strip(), author=author), author=author
-    )
+    note = ClinicalNote(patient=patient, encounter=encounter, text=text.strip(), author=written_by or author)
+    if record_id is not None:
+        note.id = record_id
+    return _save_new(note, author=author, batch=batch, created_at=created_at)
 
 
 def add_attachment(
@@ -280,6 +319,9 @@ def add_attachment(
     media_type: str,
     filename: str,
     encounter: Encounter | None = None,
+    record_id=None,
+    created_at: dt.datetime | None = None,
+    uploaded_by: str = "",
 ) -> Attachment:
     """Store a file (already checked by the caller's form) and ledger it. The file is written inside
     the transaction's scope and removed again if the transaction fails, so no orphan stays behind."""
@@ -295,19 +337,21 @@ def add_attachment(
         media_type=media_type,
         size_bytes=len(content),
         sha256=hashlib.sha256(content).hexdigest(),
-        uploaded_by=author,
+        uploaded_by=uploaded_by or author,
         watermark_status=(
             Attachment.WatermarkStatus.PENDING
             if media_type in IMAGE_MEDIA_TYPES
             else Attachment.WatermarkStatus.NOT_APPLICABLE
         ),
     )
+    if record_id is not None:
+        attachment.id = record_id
     # Images wait under pending/ (never served) until the watermark task stores the marked copy.
     folder = "pending/" if attachment.watermark_status == Attachment.WatermarkStatus.PENDING else ""
     attachment.file.save(f"{folder}{attachment.id}{extension}", ContentFile(content), save=False)
     try:
         with transaction.atomic():
-            _save_new(attachment, author=author)
+            _save_new(attachment, author=author, created_at=created_at)
             if folder:
                 from .tasks import watermark_attachment
 
@@ -329,3 +373,198 @@ def record_update(obj, *, author: str, kind: str = "update"):
     obj.save()
     _ledger(obj, kind=kind, author=author)
     return obj
+
+
+# Single-object writes for the FHIR API and import: the same checks as record_encounter, one row each.
+# `record_id` and `created_at` keep an imported resource's id and recorded time; `batch` defers the
+# ledger entries to the caller's ledger_services.append_many(batch) inside the same transaction.
+
+
+def _not_merged(patient: Patient) -> None:
+    if patient.merged_into_id:
+        raise ValidationError("this patient was merged; record on the surviving record")
+
+
+def _same_patient(patient: Patient, encounter: Encounter | None) -> None:
+    if encounter is not None and encounter.patient_id != patient.pk:
+        raise ValidationError({"encounter": "The encounter belongs to another patient."})
+
+
+@transaction.atomic
+def add_encounter(
+    *,
+    patient: Patient,
+    author: str,
+    started_at: dt.datetime,
+    kind: str = Encounter.Kind.OUTPATIENT,
+    reason: str = "",
+    practitioner: str = "",
+    record_id=None,
+    created_at: dt.datetime | None = None,
+    batch: list | None = None,
+) -> Encounter:
+    _not_merged(patient)
+    if started_at > timezone.now() + dt.timedelta(minutes=5):
+        raise ValidationError({"started_at": "An encounter cannot be in the future."})
+    encounter = Encounter(
+        patient=patient,
+        kind=kind,
+        reason=reason.strip(),
+        started_at=started_at,
+        practitioner=practitioner or author,
+    )
+    if record_id is not None:
+        encounter.id = record_id
+    return _save_new(encounter, author=author, batch=batch, created_at=created_at)
+
+
+@transaction.atomic
+def add_observation(
+    *,
+    patient: Patient,
+    author: str,
+    code: str,
+    effective_at: dt.datetime,
+    value: Decimal | None = None,
+    text: str = "",
+    encounter: Encounter | None = None,
+    category: str = "",
+    display: str = "",
+    unit: str = "",
+    record_id=None,
+    created_at: dt.datetime | None = None,
+    batch: list | None = None,
+) -> Observation:
+    """A known code is checked as the encounter form checks it (range, unit); another LOINC code is
+    stored as given, and then needs a category, a display and a value."""
+    _not_merged(patient)
+    _same_patient(patient, encounter)
+    if effective_at > timezone.now() + dt.timedelta(minutes=5):
+        raise ValidationError({"effective_at": "An observation cannot be in the future."})
+    if code in OBSERVATION_KINDS or code in QUALITATIVE_LABS:
+        expected = OBSERVATION_KINDS[code].unit if code in OBSERVATION_KINDS else ""
+        if unit and unit != expected:
+            raise ValidationError({"unit": f"{code} is recorded in {expected or 'no unit'}, not {unit}"})
+        observation = _observation(patient, encounter, code, value, text, effective_at)
+    else:
+        if category not in Observation.Category.values:
+            raise ValidationError({"category": f"unsupported observation category {category!r}"})
+        if not display.strip():
+            raise ValidationError({"display": f"{code} needs a display name"})
+        if value is None and not text.strip():
+            raise ValidationError({"value": f"{code} needs a value"})
+        observation = Observation(
+            patient=patient,
+            encounter=encounter,
+            category=category,
+            code=code,
+            display=display.strip(),
+            value_decimal=value,
+            value_text=text.strip(),
+            unit=unit if value is not None else "",
+            effective_at=effective_at,
+        )
+    if record_id is not None:
+        observation.id = record_id
+    return _save_new(observation, author=author, batch=batch, created_at=created_at)
+
+
+@transaction.atomic
+def add_condition(
+    *,
+    patient: Patient,
+    author: str,
+    icd10_code: str,
+    display: str = "",
+    clinical_status: str = Condition.Status.ACTIVE,
+    onset_date: dt.date | None = None,
+    encounter: Encounter | None = None,
+    record_id=None,
+    created_at: dt.datetime | None = None,
+    batch: list | None = None,
+) -> Condition:
+    """A code from the node's ICD-10 list takes the list's display; another well-formed ICD-10 code
+    needs a display of its own."""
+    _not_merged(patient)
+    _same_patient(patient, encounter)
+    known = icd10_codes().get(icd10_code)
+    if known is None and not display.strip():
+        raise ValidationError({"icd10_code": f"unknown ICD-10 code {icd10_code!r} and no display"})
+    if onset_date and onset_date > timezone.localdate() + dt.timedelta(days=1):
+        raise ValidationError({"onset_date": "An onset cannot be in the future."})
+    condition = Condition(
+        patient=patient,
+        encounter=encounter,
+        icd10_code=icd10_code,
+        display=known.display if known else display.strip(),
+        clinical_status=clinical_status,
+        onset_date=onset_date,
+    )
+    if record_id is not None:
+        condition.id = record_id
+    return _save_new(condition, author=author, batch=batch, created_at=created_at)
+
+
+@transaction.atomic
+def add_prescription(
+    *,
+    patient: Patient,
+    author: str,
+    medication: str,
+    dose: str = "",
+    frequency: str = "",
+    duration_days: int | None = None,
+    status: str = MedicationRequest.Status.ACTIVE,
+    prescriber: str = "",
+    encounter: Encounter | None = None,
+    record_id=None,
+    created_at: dt.datetime | None = None,
+    batch: list | None = None,
+) -> MedicationRequest:
+    _not_merged(patient)
+    _same_patient(patient, encounter)
+    if not medication.strip():
+        raise ValidationError({"medication": "A prescription needs a medication."})
+    prescription = MedicationRequest(
+        patient=patient,
+        encounter=encounter,
+        medication=medication.strip(),
+        dose=dose.strip(),
+        frequency=frequency.strip(),
+        duration_days=duration_days,
+        status=status,
+        prescriber=prescriber or author,
+    )
+    if record_id is not None:
+        prescription.id = record_id
+    return _save_new(prescription, author=author, batch=batch, created_at=created_at)
+
+
+_CORRECTABLE = {
+    Encounter: {"kind", "reason", "started_at", "practitioner"},
+    Observation: {"value_decimal", "value_text", "effective_at"},
+    Condition: {"clinical_status", "onset_date"},
+    MedicationRequest: {"dose", "frequency", "duration_days", "status"},
+}
+
+
+@transaction.atomic
+def correct_record(*, obj, author: str, **changes):
+    """A correction to an encounter, observation, condition or prescription (FHIR update): a new
+    version with a new ledger entry; earlier entries stay. What a record is about (patient, code,
+    medication) cannot change: record a new one instead."""
+    model = type(obj)
+    unknown = set(changes) - _CORRECTABLE.get(model, set())
+    if unknown:
+        raise ValidationError(f"cannot change {', '.join(sorted(unknown))} of a {model.__name__}")
+    obj = model.objects.select_for_update().get(pk=obj.pk)
+    for name, value in changes.items():
+        setattr(obj, name, value.strip() if isinstance(value, str) else value)
+    if isinstance(obj, Observation) and obj.code in OBSERVATION_KINDS:
+        kind = OBSERVATION_KINDS[obj.code]
+        value = obj.value_decimal
+        if value is None or not Decimal(kind.minimum) <= value <= Decimal(kind.maximum):
+            raise ValidationError({"value": f"{kind.display} must be within {kind.minimum}-{kind.maximum}"})
+    if getattr(obj, "started_at", None) and obj.started_at > timezone.now() + dt.timedelta(minutes=5):
+        raise ValidationError({"started_at": "An encounter cannot be in the future."})
+    return record_update(obj, author=author)

@@ -4,7 +4,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["ledger", "asic", "watermark", "clinic"]
+BENCHMARKS = ["ledger", "asic", "watermark", "fhir", "clinic"]
 
 
 def main(names: list[str]) -> int:
