@@ -15,7 +15,12 @@ echo "== ruff"
 $BIN/ruff check .
 
 echo "== pytest on SQLite"
-$BIN/pytest -q -n "$WORKERS" -p no:cacheprovider
+$BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "not e2e"
+
+# Browser tests run on their own: Playwright's sync API keeps an event loop running in the test
+# process, which would break the asyncio tests (Stratum, devices) that share a worker with it.
+echo "== browser tests (headless Chromium)"
+$BIN/pytest -q -p no:cacheprovider -m e2e
 
 if $BIN/python scripts/pg_ready.py "$PG_URL"; then
   echo "== pytest on PostgreSQL (database tests)"

@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "ledger",
     "records",
     "asicproof",
+    "sync",
 ]
 
 MIDDLEWARE = [
@@ -220,6 +221,8 @@ CHECKPOINT_SECONDS = env_int(
 )
 CELERY_BEAT_SCHEDULE = {
     "seal-checkpoint": {"task": "ledger.tasks.seal_checkpoint", "schedule": CHECKPOINT_SECONDS},
+    # The task itself decides whether a round with the parent is due (tier interval, backoff).
+    "sync-with-parent": {"task": "sync.tasks.sync_with_parent", "schedule": 60},
     "poll-devices": {
         "task": "asicproof.tasks.poll_devices",
         "schedule": env_int("SILICONHEALTH_DEVICE_POLL_SECONDS", 60, minimum=5),

@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("audit/devices/", include("asicproof.urls")),
     path("audit/", include("ledger.urls")),
+    path("sync/", include("sync.urls")),
     path("api/health", views.health, name="health"),
     # FHIR clients POST transaction bundles to the base without a trailing slash too.
     path("fhir", fhir_views.base, name="fhir-base-no-slash"),

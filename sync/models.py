@@ -1,0 +1,105 @@
+"""Peers this node mirrors logs with, the state of sync with each, and evidence of forks.
+
+The logs themselves live in ledger (one per origin); sync only records who it talks to and how far
+each conversation got. A peer is registered by the operator with the values `node info --json`
+prints on the other node; its node id is derived from its key, so it cannot be claimed without it.
+"""
+
+from django.db import models
+
+
+class Peer(models.Model):
+    class Role(models.TextChoices):
+        PARENT = "parent", "Parent (the tier above)"
+        CHILD = "child", "Child (the tier below)"
+        PEER = "peer", "Peer (same tier)"
+
+    class Pairing(models.TextChoices):
+        REGISTERED = "registered", "Registered here; not yet seen to know us"
+        CONFIRMED = "confirmed", "Both nodes have registered each other"
+
+    node_id = models.CharField(max_length=64, unique=True)
+    public_key = models.CharField(max_length=64, help_text="Ed25519 public key, base64")
+    tier = models.CharField(max_length=32)
+    url = models.CharField(max_length=255, blank=True, help_text="base URL, e.g. http://10.0.0.2:8000")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.PEER)
+    revoked = models.BooleanField(default=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    pairing = models.CharField(max_length=12, choices=Pairing.choices, default=Pairing.REGISTERED)
+    paired_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["role", "node_id"]
+
+    def __str__(self):
+        return f"{self.node_id} ({self.role}, {self.tier})"
+
+
+class SyncState(models.Model):
+    """How sync with one peer is going. `progress` is per origin: the sizes each side held at the last
+    exchange and after each batch, so an interrupted round resumes where it stopped."""
+
+    peer = models.OneToOneField(Peer, on_delete=models.CASCADE, primary_key=True, related_name="state")
+    last_contact_at = models.DateTimeField(
+        null=True, blank=True, help_text="last verified exchange, any side"
+    )
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    rounds = models.PositiveIntegerField(default=0)
+    rounds_failed = models.PositiveIntegerField(default=0)
+    bytes_sent = models.PositiveBigIntegerField(default=0)
+    bytes_received = models.PositiveBigIntegerField(default=0)
+    entries_sent = models.PositiveBigIntegerField(default=0)
+    entries_received = models.PositiveBigIntegerField(default=0)
+    peer_sizes = models.JSONField(default=dict, help_text="origin -> {size, checkpoint} the peer holds")
+    peer_sizes_at = models.DateTimeField(null=True, blank=True)
+    progress = models.JSONField(default=dict, help_text="origin -> {sent, received, at} of the last round")
+
+
+class ForkEvidence(models.Model):
+    """Two signed checkpoints of one origin that cannot both be true. Kept, never deleted: while an
+    unresolved record exists, the peer that presented it is refused for that origin."""
+
+    origin = models.CharField(max_length=64)
+    our_note = models.TextField()
+    their_note = models.TextField()
+    proof = models.JSONField(default=list, help_text="the consistency proof that failed, if one was sent")
+    reason = models.TextField()
+    peer = models.ForeignKey(Peer, null=True, blank=True, on_delete=models.SET_NULL, related_name="forks")
+    source = models.CharField(max_length=255, help_text="which peer or bundle presented it")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    resolved = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        indexes = [models.Index(fields=["origin", "resolved"])]
+
+
+class SeenNonce(models.Model):
+    """Nonces of signed requests within the clock-skew window: a replayed request is refused by every
+    worker process, not just the one that saw it first."""
+
+    node_id = models.CharField(max_length=64)
+    nonce = models.CharField(max_length=64)
+    expires_at = models.BigIntegerField(db_index=True, help_text="unix seconds")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node_id", "nonce"], name="seen_nonce_once")]
+
+
+class MirroredProof(models.Model):
+    """An ASIC share proof that another node's miner found over that node's checkpoint, received
+    with the checkpoint (asicproof.Proof holds the shares of our own checkpoints)."""
+
+    origin = models.CharField(max_length=64)
+    checkpoint = models.ForeignKey(
+        "ledger.Checkpoint", on_delete=models.PROTECT, related_name="mirrored_proofs"
+    )
+    share_hash = models.CharField(max_length=64, unique=True)
+    work = models.PositiveBigIntegerField()
+    proof = models.TextField(help_text="canonical JSON of the share, as its origin stored it")
+    received_from = models.CharField(max_length=64)
+    received_at = models.DateTimeField(auto_now_add=True)
