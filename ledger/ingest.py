@@ -2,21 +2,25 @@
 
 Everything is checked before anything is written: the origin's key (its node id is derived from
 it), the signature on its checkpoint, every entry's leaf hash, the root recomputed from our copy of
-the log plus the new leaves against the signed root, and agreement with every checkpoint of that
-origin we stored before. A disagreement about history is a fork: refused, with both notes kept by
-the caller as evidence. Then, in one transaction, entries, subtree hashes, head and checkpoint are
-stored and each entry is applied to its record (the latest version by (hlc, origin, index) wins,
-on every node, whatever the order of sync).
+the log plus the new leaves against the signed root, and agreement with the newest checkpoint of
+that origin we stored before (stored ones were checked against each other as they arrived). A
+disagreement about history is a fork: refused, with both notes kept by the caller as evidence.
+Then, in one transaction, entries, subtree hashes, head and checkpoint are stored and each entry
+is applied to its record (the latest version by (hlc, origin, index) wins on every node, whatever
+the order of sync).
 """
 
 import base64
 import binascii
+import json
 import time
+import uuid
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from . import hlc, merkle, note
+from .canonical import canonical_json
 from .entries import entry_bytes_from_parts, log_origin
 from .identity import node_id_for
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
@@ -24,7 +28,9 @@ from .registry import apply_entry, retry_pending_applies
 from .selectors import db_get_node, self_node_id
 
 MAX_ENTRIES = 50_000
+MAX_CLOCK_LEAD_MS = 5 * 60 * 1000  # a peer's clock may pull ours forward by this much at most
 _ENTRY_FIELDS = {"index": int, "kind": str, "type": str, "id": str, "payload": str, "author": str, "hlc": int}
+_MAX_LENGTHS = {"kind": 16, "type": 32, "author": 150}  # the Entry columns
 
 
 class IngestRefused(ValueError):
@@ -63,6 +69,20 @@ def _check_entries(entries: list, checkpoint_size: int) -> None:
         for name, kind in _ENTRY_FIELDS.items():
             if type(entry[name]) is not kind:
                 raise IngestRefused(f"entries[{position}].{name} must be {kind.__name__}")
+        for name, limit in _MAX_LENGTHS.items():
+            if len(entry[name]) > limit:
+                raise IngestRefused(f"entries[{position}].{name} is longer than {limit} characters")
+        try:
+            canonical_id = str(uuid.UUID(entry["id"]))
+            payload_ok = canonical_json(json.loads(entry["payload"])).decode("utf-8") == entry["payload"]
+        except (ValueError, TypeError):
+            canonical_id, payload_ok = None, False
+        if canonical_id != entry["id"]:
+            raise IngestRefused(f"entries[{position}].id is not a UUID in canonical (lower-case) form")
+        if not payload_ok:
+            raise IngestRefused(f"entries[{position}].payload is not canonical JSON")
+        if entry["index"] < 0 or entry["hlc"] < 0:
+            raise IngestRefused(f"entries[{position}] has a negative index or clock")
         if position and entry["index"] != entries[position - 1]["index"] + 1:
             raise IngestRefused(f"entries[{position}] breaks the sequence of indexes (reordered or missing)")
     if entries and entries[-1]["index"] + 1 != checkpoint_size:
@@ -184,9 +204,15 @@ def ingest_remote(
                 origin=origin, size=body.size, root_hash=body.root_hash, note=checkpoint_note
             )
         try:
-            deferred = sum(0 if apply_entry(origin, entry) else 1 for entry, _ in fresh)
+            with transaction.atomic():  # a savepoint: a clash below must not poison the outer transaction
+                deferred = sum(0 if apply_entry(origin, entry) else 1 for entry, _ in fresh)
         except ValueError as error:  # a payload that does not fit its record: refuse the whole segment
             raise IngestRefused(str(error)) from None
+        except IntegrityError as error:  # e.g. two nodes handing out the same patient number
+            raise IngestRefused(
+                f"a record of {origin} clashes with one held here ({error}); "
+                "check that every node has its own patient-number prefix"
+            ) from None
         if fresh:
             retry_pending_applies()
     return IngestResult(applied=len(fresh), size=max(size, body.size), deferred=deferred)
@@ -202,5 +228,8 @@ def _observe_remote_clock(remote_hlc: int) -> None:
     """Our own clock moves past every timestamp we receive, so our next write orders after it."""
     head = LogHead.objects.select_for_update().filter(origin=self_node_id()).first()
     if head is not None:
-        head.last_hlc = hlc.receive(head.last_hlc, remote_hlc, int(time.time() * 1000))
+        now_ms = int(time.time() * 1000)
+        # A peer whose clock runs far ahead must not drag ours along for good.
+        bounded = min(remote_hlc, hlc.pack(now_ms + MAX_CLOCK_LEAD_MS, 0))
+        head.last_hlc = hlc.receive(head.last_hlc, bounded, now_ms)
         head.save(update_fields=["last_hlc"])

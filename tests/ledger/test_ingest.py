@@ -152,3 +152,60 @@ def test_a_payload_that_does_not_fit_its_record_is_refused():
     with pytest.raises(services.IngestRefused, match="payload"):
         services.ingest_remote(**remote.segment())
     assert _nothing_stored(remote)
+
+
+def test_non_canonical_entries_are_refused_before_anything_is_stored():
+    remote = RemoteNode()
+    remote.patient()
+    for field, value, reason in (
+        ("id", None, "canonical"),  # upper-case UUID: would be stored lower-case and break the leaf
+        ("payload", None, "canonical JSON"),
+        ("kind", "k" * 17, "longer than"),
+    ):
+        segment = remote.segment()
+        entry = segment["entries"][0]
+        if field == "id":
+            entry["id"] = entry["id"].upper()
+        elif field == "payload":
+            entry["payload"] = entry["payload"].replace(",", ", ", 1)
+        else:
+            entry[field] = value
+        with pytest.raises(services.IngestRefused, match=reason):
+            services.ingest_remote(**segment)
+    assert _nothing_stored(remote)
+
+
+def test_a_patient_number_clash_is_refused_with_a_clear_reason():
+    first, second = RemoteNode(), RemoteNode()
+    first.patient(patient_number="SAME-000001-X")
+    second.patient(patient_number="SAME-000001-X")
+    services.ingest_remote(**first.segment())
+    with pytest.raises(services.IngestRefused, match="prefix"):
+        services.ingest_remote(**second.segment())
+    assert _nothing_stored(second)
+
+
+def test_a_clock_far_in_the_future_does_not_drag_ours_along():
+    import time
+
+    from ledger import hlc
+    from ledger.selectors import self_node_id
+
+    remote = RemoteNode()
+    remote.patient()
+    remote.entries[0]["hlc"] = hlc.pack(int(time.time() * 1000) + 10 * 365 * 86_400_000, 0)
+    remote.tree = type(remote.tree)()
+    from ledger import merkle
+    from ledger.entries import entry_bytes_from_parts
+
+    e = remote.entries[0]
+    remote.tree.append(
+        merkle.leaf_hash(
+            entry_bytes_from_parts(
+                remote.node_id, 0, e["kind"], e["type"], e["id"], e["payload"], e["author"], e["hlc"]
+            )
+        )
+    )
+    services.ingest_remote(**remote.segment())
+    ours = LogHead.objects.get(origin=self_node_id()).last_hlc
+    assert hlc.unpack(ours)[0] < time.time() * 1000 + 10 * 60 * 1000
