@@ -56,7 +56,10 @@ class Entry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["origin", "index"], name="entry_origin_index")]
-        indexes = [models.Index(fields=["object_type", "object_id", "origin", "index"])]
+        indexes = [
+            models.Index(fields=["object_type", "object_id", "origin", "index"]),  # verify's merge-join
+            models.Index(fields=["object_id", "hlc"]),  # a record's versions (chart marks, history, sync)
+        ]
 
     def __str__(self):
         return f"{self.origin}#{self.index} {self.kind} {self.object_type} {self.object_id}"

@@ -29,9 +29,9 @@ PASSWORD = "bench passphrase 2026"
 def _seeded_home():
     home = RESULTS / f"clinic-node-{PATIENTS}"
     marker = home / "seeded"
+    home.mkdir(parents=True, exist_ok=True)
+    manage(home, "migrate", "-v", "0")  # also brings a node seeded by an older run up to date
     if not marker.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        manage(home, "migrate", "-v", "0")
         started = time.perf_counter()
         manage(home, "seed_demo", "--patients", str(PATIENTS), "--seed", "7", "--no-users")
         print(f"   seeded {PATIENTS} patients in {time.perf_counter() - started:.0f} s", flush=True)
