@@ -28,6 +28,10 @@ CASES = [
     pytest.param(1024, 1024, 3, np.uint8, id="1024-rgb"),
     pytest.param(300, 257, 3, np.uint8, id="300x257-rgb-unaligned"),
     pytest.param(61, 100, None, np.uint16, id="61x100-gray16-unaligned"),
+    pytest.param(64, 64, None, np.uint8, id="64-gray8-small"),
+    pytest.param(64, 64, 3, np.uint8, id="64-rgb-small"),
+    pytest.param(127, 128, None, np.int16, id="127x128-int16-small"),
+    pytest.param(28, 90, None, np.uint8, id="28x90-gray8-small-8x8-blocks"),
 ]
 
 
@@ -61,6 +65,14 @@ def test_quality_8bit(c):
     p = psnr(img, marked)
     assert 50.0 <= p < 52.0  # ~half of the LSBs flip: MSE ~0.5 -> ~51.1 dB
     assert ssim(img, marked) > 0.99
+
+
+def test_quality_8bit_small():
+    """The convolutional layout of small images flips about half of the LSBs too."""
+    img = synthetic(64, 64)
+    marked = embed(img, PAYLOAD, KEY)
+    assert int(np.abs(marked.astype(np.int16) - img).max()) == 1
+    assert 50.0 <= psnr(img, marked) < 52.0
 
 
 def test_quality_16bit():
@@ -159,7 +171,8 @@ def test_bad_arguments():
 
 
 def test_minimum_size():
-    assert layout_for((44, 44), np.uint8).code_length == codec.CODE_LEN
+    lay = layout_for((44, 44), np.uint8)  # the size limit is unchanged; small images get the conv layout
+    assert lay.conv and lay.code_length == codec.DATA_LEN and lay.block == 16
     with pytest.raises(ImageTooSmallError):
         layout_for((40, 40), np.uint8)
     with pytest.raises(ImageTooSmallError):
@@ -188,6 +201,57 @@ def test_layout_numbers():
     assert lay.payload_slots == 256 * 256 - 16 * 1024
     assert lay.code_length == 64 and lay.parity_symbols == 24
     assert lay.copies == pytest.approx(96.0)
+    assert not lay.conv and lay.block == 8
+
+
+def test_layout_numbers_small():
+    """Below 128x128 samples: 16x16 MAC blocks and a rate-1/R convolutional code filling the slots."""
+    assert not layout_for((128, 128), np.int16).conv  # CT_small keeps the Reed-Solomon layout
+    assert not layout_for((74, 74, 3), np.uint8).conv
+    lay = layout_for((64, 64), np.int16)  # MR_small
+    assert lay.conv == codec.CONV_GENS[:11] and lay.constraint == codec.CONV_K
+    assert (lay.block, lay.block_rows, lay.block_cols) == (16, 4, 4)
+    assert lay.payload_slots == 64 * 64 - 16 * 16
+    assert lay.code_bits == (320 + codec.CONV_K - 1) * 11 <= lay.payload_slots
+    assert len(layout_for((127, 128), np.uint8).conv) == len(codec.CONV_GENS)  # at most 12 outputs
+    assert len(layout_for((44, 44), np.uint8).conv) == 5
+    assert layout_for((28, 90), np.uint8).block == 8  # narrower than 32 pixels: 8x8 blocks
+    # the layout is part of every key derivation: the two layouts never share MAC or spreading keys
+    assert layout_for((64, 64), np.uint8).descriptor() != codec._rs_layout(64, 64, 1, 1).descriptor()
+
+
+def test_small_image_marked_with_the_old_rs_layout_still_verifies(monkeypatch):
+    """Marks made before small images got the convolutional layout keep verifying (RS fallback)."""
+    img = synthetic(64, 64, dtype=np.uint16)
+    with monkeypatch.context() as m:
+        m.setattr(codec, "CONV_BELOW", 0)  # every size gets the Reed-Solomon layout, as before
+        old = embed(img, PAYLOAD, KEY)
+    new = embed(img, PAYLOAD, KEY)
+    assert not np.array_equal(old, new)
+    for marked, code_length, block in ((old, 64, 8), (new, 40, 16)):
+        result = verify(marked, KEY)
+        assert result.payload == PAYLOAD and result.tamper.is_clean
+        assert result.stats.code_length == code_length and result.tamper.block_size == block
+    with pytest.raises(WatermarkNotFoundError):
+        verify(old, OTHER_KEY)
+
+
+def test_convolutional_code_and_list_decoding():
+    rng = np.random.default_rng(7)
+    gens, k = codec.CONV_GENS[:6], codec.CONV_K
+    bits = rng.integers(0, 2, 320).astype(np.uint8)
+    coded = codec._conv_encode(bits, gens, k)
+    assert coded.size == (320 + k - 1) * 6
+    llr = 1.0 - 2.0 * coded
+    assert np.array_equal(next(codec._viterbi(llr, gens, k, 320)), bits)
+    flipped = llr * np.where(rng.random(llr.size) < 0.12, -1.0, 1.0)  # 12% of the code bits wrong
+    assert np.array_equal(next(codec._viterbi(flipped, gens, k, 320)), bits)
+    # list decoding: the most likely path first, then distinct candidates one or two error events away
+    noisy = llr + rng.normal(0.0, 2.2, llr.size)
+    candidates = np.array(list(codec._viterbi(noisy, gens, k, 320, singles=20, pairs_of=5)))
+    assert np.array_equal(candidates[0], next(codec._viterbi(noisy, gens, k, 320)))
+    assert 1 < len(candidates) <= 1 + 20 + 10
+    assert len({c.tobytes() for c in candidates[:21]}) == min(21, len(candidates))
 
 
 def test_internal_grouping_paths_agree():
@@ -201,6 +265,11 @@ def test_internal_grouping_paths_agree():
     for a, b in zip(fast.split(g), slow.split(g), strict=True):
         assert np.array_equal(a, b)
     assert np.array_equal(fast.join(*fast.split(g)), g) and np.array_equal(slow.join(*slow.split(g)), g)
+    fast16 = codec._build_grid(64, 48, 3, indexed=False, block=16)
+    slow16 = codec._build_grid(64, 48, 3, indexed=True, block=16)
+    assert np.array_equal(fast16.group(flat), slow16.group(flat))
+    for a, b in zip(fast16.split(fast16.group(flat)), slow16.split(slow16.group(flat)), strict=True):
+        assert np.array_equal(a, b)
     odd = codec._grid(61, 100, 1)
     assert not odd.aligned
     flat = np.arange(61 * 100, dtype=np.uint16)

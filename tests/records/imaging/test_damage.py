@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from records.imaging import damage
+from records.imaging import codec, damage
 from records.imaging.codec import WatermarkNotFoundError, embed, verify
 from records.imaging.tamper import overlay_png
 from tests.records.imaging.helpers import KEY, PAYLOAD, block_touched, synthetic
@@ -20,7 +20,8 @@ def marked_256():
 
 def _check_recovery_and_map(marked, kind, fraction, seed=0):
     damaged, mask = damage.apply_damage(marked, kind, fraction, seed=seed)
-    assert abs(mask.mean() - fraction) < 0.03
+    # 64 rows hold 3 stripe periods of 20 rows and a partial one of 4: up to 4/64 off the nominal fraction
+    assert abs(mask.mean() - fraction) < (0.03 if marked.shape[0] >= 128 else 0.07)
     result = verify(damaged, KEY)
     assert result.payload == PAYLOAD
     tamper = result.tamper
@@ -67,20 +68,70 @@ def test_unaligned_size_damage(kind):
     _check_recovery_and_map(marked, kind, 0.5, seed=2)
 
 
-@pytest.mark.parametrize("kind", damage.DAMAGE_KINDS)
-def test_damage_real_dicom(kind):
-    """CT_small (128x128, 16-bit signed) meets every target; MR_small (64x64) is below the size for 50%."""
+def _dicom(name):
     from records.imaging.formats import load_image
     from tests.records.imaging.helpers import dicom_test_file
 
-    ct, _ = load_image(dicom_test_file("CT_small.dcm").read_bytes())
+    return load_image(dicom_test_file(name).read_bytes())[0]
+
+
+@pytest.fixture(scope="module")
+def marked_mr():
+    """pydicom's MR_small: 64x64, 16-bit signed; below 128x128 samples, so the convolutional layout."""
+    mr = _dicom("MR_small.dcm")
+    assert mr.shape == (64, 64) and codec.layout_for(mr.shape, mr.dtype).conv
+    return embed(mr, PAYLOAD, KEY)
+
+
+@pytest.mark.parametrize("kind", damage.DAMAGE_KINDS)
+def test_damage_real_dicom(kind, marked_mr):
+    """Both pydicom test images meet every target: 10%, 30% and 50% of each kind of damage."""
+    ct = _dicom("CT_small.dcm")  # 128x128, 16-bit signed: the Reed-Solomon layout
+    assert not codec.layout_for(ct.shape, ct.dtype).conv
     marked = embed(ct, PAYLOAD, KEY)
     for fraction in FRACTIONS:
         _check_recovery_and_map(marked, kind, fraction)
-    mr, _ = load_image(dicom_test_file("MR_small.dcm").read_bytes())
-    marked = embed(mr, PAYLOAD, KEY)
-    for fraction in (0.1, 0.2) if kind == "noise" else (0.1, 0.3):
-        _check_recovery_and_map(marked, kind, fraction)
+    for fraction in FRACTIONS:
+        for seed in (0, 1, 2):
+            _check_recovery_and_map(marked_mr, kind, fraction, seed=seed)
+
+
+@pytest.mark.parametrize("kind", damage.DAMAGE_KINDS)
+def test_mr_small_has_margin_beyond_50_percent(kind, marked_mr):
+    """55% of every kind, seeds 0-2 (measured limits: noise ~61%, blackout ~70%, crop ~77%, stripes ~67%);
+    at 55% the 64-row stripe pattern covers at least 51.5% of the pixels for every seed."""
+    for seed in (0, 1, 2):
+        damaged, mask = damage.apply_damage(marked_mr, kind, 0.55, seed=seed)
+        assert mask.mean() > 0.5
+        assert verify(damaged, KEY).payload == PAYLOAD
+
+
+def test_mr_small_tamper_map_catches_upper_bit_edits(marked_mr):
+    """16x16 MAC blocks in the small-image layout: an edit that keeps every LSB is still caught."""
+    edited = marked_mr.copy()
+    edited[20:28, 40:50] += np.int16(2)  # +2 keeps the LSB
+    assert np.array_equal(edited & 1, marked_mr & 1)
+    result = verify(edited, KEY)
+    assert result.payload == PAYLOAD and result.tamper.block_size == 16
+    expected = np.zeros((4, 4), bool)
+    expected[1, 2:4] = True  # rows 20..27 lie in block row 1, columns 40..49 in block columns 2 and 3
+    assert np.array_equal(result.tamper.grid, expected)
+
+    one_pixel = marked_mr.copy()
+    one_pixel[5, 60] ^= np.int16(0x10)
+    result = verify(one_pixel, KEY)
+    assert result.tamper.tampered_blocks == 1 and result.tamper.grid[0, 3]
+
+
+def test_mr_small_transplanted_block_is_caught(marked_mr):
+    from records.imaging.codec import WatermarkPayload
+
+    other = embed(_dicom("MR_small.dcm"), WatermarkPayload(PAYLOAD.record_uuid, 7, PAYLOAD.entry_hash), KEY)
+    mixed = marked_mr.copy()
+    mixed[16:32, 16:32] = other[16:32, 16:32]  # same pixels and block, marked for another ledger entry
+    result = verify(mixed, KEY)
+    assert result.payload == PAYLOAD
+    assert result.tamper.grid[1, 1] and result.tamper.tampered_blocks == 1
 
 
 @pytest.mark.slow
