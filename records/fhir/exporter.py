@@ -120,7 +120,9 @@ def provenance_resources(model, *, validate: bool = True, filters: dict | None =
             "payload"
         ):
             known = latest.get(entry.object_id)
-            if known is None or entry.hlc > known.hlc:
+            # The version every node shows: greatest (hlc, origin, index), ledger.selectors.LATEST_FIRST.
+            rank = (entry.hlc, entry.origin, entry.index)
+            if known is None or rank > (known.hlc, known.origin, known.index):
                 latest[entry.object_id] = entry
         for object_id, version in chunk.items():
             entry = latest.get(object_id)
