@@ -84,6 +84,22 @@ def entry_bytes_from_parts(
     ).encode()
 
 
+def leaf_of_wire_entry(origin: str, entry: dict) -> bytes:
+    """The leaf hash of an entry as sync carries it: {index, kind, type, id, payload (text), author, hlc}."""
+    return leaf_hash(
+        entry_bytes_from_parts(
+            origin,
+            entry["index"],
+            entry["kind"],
+            entry["type"],
+            entry["id"],
+            entry["payload"],
+            entry["author"],
+            entry["hlc"],
+        )
+    )
+
+
 def log_origin(node_id: str) -> str:
     """The checkpoint origin line (and signing key name) of a node's log."""
     return f"siliconhealth/{node_id}"

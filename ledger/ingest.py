@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 
 from . import hlc, merkle, note
 from .canonical import canonical_json
-from .entries import entry_bytes_from_parts, log_origin
+from .entries import leaf_of_wire_entry, log_origin
 from .identity import node_id_for
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
 from .registry import apply_entry, retry_pending_applies
@@ -89,21 +89,6 @@ def _check_entries(entries: list, checkpoint_size: int) -> None:
         raise IngestRefused("the entries must end exactly at the checkpoint's size")
 
 
-def _leaf(origin: str, entry: dict) -> bytes:
-    return merkle.leaf_hash(
-        entry_bytes_from_parts(
-            origin,
-            entry["index"],
-            entry["kind"],
-            entry["type"],
-            entry["id"],
-            entry["payload"],
-            entry["author"],
-            entry["hlc"],
-        )
-    )
-
-
 def ingest_remote(
     *, origin: str, public_key: str, tier: str, entries: list[dict], checkpoint_note: str
 ) -> IngestResult:
@@ -128,7 +113,7 @@ def ingest_remote(
         first = entries[0]["index"] if entries else body.size
         if first > size:
             raise IngestRefused(f"gap: we hold {size} entries of {origin}, the segment starts at {first}")
-        leaves = [_leaf(origin, entry) for entry in entries]
+        leaves = [leaf_of_wire_entry(origin, entry) for entry in entries]
         overlap = [(e, leaf) for e, leaf in zip(entries, leaves, strict=True) if e["index"] < size]
         stored = dict(
             Entry.objects.filter(origin=origin, index__gte=first, index__lt=size).values_list(

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ledger import merkle, note
 from ledger.canonical import CanonicalError, canonical_json
-from ledger.entries import entry_bytes_from_parts, log_origin
+from ledger.entries import leaf_of_wire_entry, log_origin
 from ledger.identity import node_id_for
 
 BATCH_FORMAT = "siliconhealth-sync/1"
@@ -444,18 +444,7 @@ def _check_entry(position: int, entry) -> None:
 
 
 def leaf_of(origin: str, entry: dict) -> bytes:
-    return merkle.leaf_hash(
-        entry_bytes_from_parts(
-            origin,
-            entry["index"],
-            entry["kind"],
-            entry["type"],
-            entry["id"],
-            entry["payload"],
-            entry["author"],
-            entry["hlc"],
-        )
-    )
+    return leaf_of_wire_entry(origin, entry)
 
 
 def _check_asic_proofs(proofs, checkpoint_note: str, origin: str) -> list[dict]:
