@@ -60,7 +60,13 @@ def _stamp_new(obj, created_at: dt.datetime | None = None) -> None:
     obj.version = 1
 
 
-def _save_new(obj, *, author: str, batch: list | None = None, created_at: dt.datetime | None = None):
+def _save_new(
+    obj, *, author: str, batch: list | None = None, created_at: dt.datetime | None = None, record_id=None
+):
+    """Insert a new record row and ledger it. `record_id` and `created_at` keep an imported record's
+    identity and time (FHIR import); otherwise the row keeps its fresh UUID and gets now()."""
+    if record_id is not None:
+        obj.id = record_id
     _stamp_new(obj, created_at)
     _validate(obj)
     obj.save(force_insert=True)
@@ -277,12 +283,27 @@ def record_encounter(*, patient: Patient, author: str, data: EncounterInput) -> 
         known = codes.get(diagnosis.icd10_code)
         if known is None:
             raise ValidationError({"diagnoses": f"unknown ICD-10 code {diagnosis.icd10_code!r}"})
-        save(Condition(patient=patient, encounter=encounter, icd10_code=known.code, display=known.display,
-                       onset_date=diagnosis.onset_date))
+        save(
+            Condition(
+                patient=patient,
+                encounter=encounter,
+                icd10_code=known.code,
+                display=known.display,
+                onset_date=diagnosis.onset_date,
+            )
+        )
     for item in data.prescriptions:
-        save(MedicationRequest(patient=patient, encounter=encounter, medication=item.medication.strip(),
-                               dose=item.dose.strip(), frequency=item.frequency.strip(),
-                               duration_days=item.duration_days, prescriber=author))
+        save(
+            MedicationRequest(
+                patient=patient,
+                encounter=encounter,
+                medication=item.medication.strip(),
+                dose=item.dose.strip(),
+                frequency=item.frequency.strip(),
+                duration_days=item.duration_days,
+                prescriber=author,
+            )
+        )
     if data.note.strip():
         save(ClinicalNote(patient=patient, encounter=encounter, text=data.note.strip(), author=author))
     ledger_services.append_many(batch)
@@ -305,9 +326,7 @@ def add_note(
     if not text.strip():
         raise ValidationError({"text": "A note cannot be empty."})
     note = ClinicalNote(patient=patient, encounter=encounter, text=text.strip(), author=written_by or author)
-    if record_id is not None:
-        note.id = record_id
-    return _save_new(note, author=author, batch=batch, created_at=created_at)
+    return _save_new(note, author=author, batch=batch, created_at=created_at, record_id=record_id)
 
 
 def add_attachment(
@@ -413,9 +432,7 @@ def add_encounter(
         started_at=started_at,
         practitioner=practitioner or author,
     )
-    if record_id is not None:
-        encounter.id = record_id
-    return _save_new(encounter, author=author, batch=batch, created_at=created_at)
+    return _save_new(encounter, author=author, batch=batch, created_at=created_at, record_id=record_id)
 
 
 @transaction.atomic
@@ -464,9 +481,7 @@ def add_observation(
             unit=unit if value is not None else "",
             effective_at=effective_at,
         )
-    if record_id is not None:
-        observation.id = record_id
-    return _save_new(observation, author=author, batch=batch, created_at=created_at)
+    return _save_new(observation, author=author, batch=batch, created_at=created_at, record_id=record_id)
 
 
 @transaction.atomic
@@ -500,9 +515,7 @@ def add_condition(
         clinical_status=clinical_status,
         onset_date=onset_date,
     )
-    if record_id is not None:
-        condition.id = record_id
-    return _save_new(condition, author=author, batch=batch, created_at=created_at)
+    return _save_new(condition, author=author, batch=batch, created_at=created_at, record_id=record_id)
 
 
 @transaction.atomic
@@ -535,9 +548,7 @@ def add_prescription(
         status=status,
         prescriber=prescriber or author,
     )
-    if record_id is not None:
-        prescription.id = record_id
-    return _save_new(prescription, author=author, batch=batch, created_at=created_at)
+    return _save_new(prescription, author=author, batch=batch, created_at=created_at, record_id=record_id)
 
 
 _CORRECTABLE = {
