@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "records",
     "asicproof",
     "sync",
+    "audit",
 ]
 
 MIDDLEWARE = [
