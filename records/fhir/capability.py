@@ -2,8 +2,8 @@
 
 from django.utils import timezone
 
-from .mapping import PATIENT_NUMBER, instant
 from .selectors import SEARCH_PARAMS
+from .terms import PATIENT_NUMBER, instant
 
 FHIR_VERSION = "4.0.1"
 SOFTWARE = "SiliconHealth"

@@ -17,11 +17,11 @@ from ledger.selectors import self_node
 from ..models import Attachment, ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
 from ..selectors import patient_group_ids
 from . import jsonio
-from .mapping import (
+from .terms import instant
+from .to_fhir import (
     RESOURCE_TYPE,
     TO_FHIR,
     ExportContext,
-    instant,
     location_to_fhir,
     organization_to_fhir,
     practitioner_to_fhir,

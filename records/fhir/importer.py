@@ -28,20 +28,17 @@ from ledger.models import Entry
 
 from .. import services
 from ..models import Attachment, ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
-from .mapping import (
-    FROM_FHIR,
+from .from_fhir import FROM_FHIR, Mapped, RefSpec, from_fhir
+from .outcome import FhirError, Issue, errors
+from .terms import (
     PATIENT_NUMBER,
     REFERENCE_ONLY_TYPES,
     WRITABLE_TYPES,
-    Mapped,
-    RefSpec,
     as_uuid,
     derived_id,
-    from_fhir,
     identifier_patient_id,
     practitioner_id,
 )
-from .outcome import FhirError, Issue, errors
 from .validation import model_class, validate_resource
 
 MODELS = {

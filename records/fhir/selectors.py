@@ -19,21 +19,17 @@ from ledger.models import Checkpoint, Entry, Node
 from ..models import Attachment, ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
 from ..text import fold
 from .exporter import export_context, practitioners
-from .mapping import (
+from .outcome import FhirError, Issue
+from .terms import (
     LOCAL_CODE,
     LOINC,
     PATIENT_NUMBER,
-    TO_FHIR,
-    ExportContext,
     as_uuid,
     identifier_patient_id,
     location_id,
-    location_to_fhir,
     organization_id,
-    organization_to_fhir,
-    provenance_to_fhir,
 )
-from .outcome import FhirError, Issue
+from .to_fhir import TO_FHIR, ExportContext, location_to_fhir, organization_to_fhir, provenance_to_fhir
 from .validation import check_output
 
 DEFAULT_COUNT = 20

@@ -16,8 +16,9 @@ from accounts.roles import Capability, has_capability
 
 from . import capability, exporter, jsonio, openapi, selectors
 from .importer import import_bundle
-from .mapping import TO_FHIR, WRITABLE_TYPES
 from .outcome import FhirError, Issue, operation_outcome
+from .terms import WRITABLE_TYPES
+from .to_fhir import TO_FHIR
 from .tokens import user_for_token
 
 FHIR_JSON = "application/fhir+json"

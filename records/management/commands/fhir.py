@@ -5,10 +5,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit import access as access_log
+from audit.models import AccessEvent
+from audit.services import record_access
 from records.fhir import exporter, jsonio
 from records.fhir.importer import import_bundle
-from records.fhir.mapping import as_uuid
 from records.fhir.outcome import FhirError
+from records.fhir.terms import as_uuid
 from records.models import Patient
 
 
@@ -114,14 +117,28 @@ class Command(BaseCommand):
         ctx = exporter.export_context(
             base_url=options["base_url"], embed_attachments=not options["no_attachment_data"]
         )
+        destination = "ndjson" if options["ndjson"] else "file" if options["out"] else "stdout"
+        operator = access_log.command_line_user()
         if options["patient"]:
+            patient = self._patient(options["patient"])
+            record_access(
+                user=operator,
+                action=AccessEvent.Action.EXPORT,
+                patient_id=patient.pk,
+                object_type="Patient",
+                object_id=str(patient.pk),
+                detail={"command": "fhir export", "to": destination},
+            )
             resources = exporter.patient_export(
-                self._patient(options["patient"]),
+                patient,
                 ctx,
                 provenance=options["provenance"],
                 validate=not options["no_validate"],
             )
         else:
+            access_log.record_bulk_export(
+                user=operator, resource_type="all", detail={"command": "fhir export", "to": destination}
+            )
             resources = exporter.node_export(
                 ctx, provenance=options["provenance"], validate=not options["no_validate"]
             )

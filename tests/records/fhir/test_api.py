@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from ledger.models import Entry
 from records.fhir import views
-from records.fhir.mapping import PATIENT_NUMBER, practitioner_id
+from records.fhir.terms import PATIENT_NUMBER, practitioner_id
 from records.fhir.validation import validate_resource
 from records.models import Encounter, Observation, Patient
 from tests.records import factories

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from ledger.models import Entry
-from records.fhir import mapping
+from records.fhir import terms, to_fhir
 from records.fhir.importer import import_bundle
 from records.fhir.outcome import FhirError
 from records.fhir.validation import check_output
@@ -58,8 +58,8 @@ def test_an_image_document_is_stored_as_a_watermark_pending_attachment():
     attachment = Attachment.objects.get()
     assert attachment.sha256 == hashlib.sha256(content).hexdigest()
     assert attachment.watermark_status == "pending" and attachment.media_type == "image/png"
-    resource = check_output(mapping.to_fhir(attachment))
-    assert resource["extension"] == [{"url": mapping.EXT_WATERMARK, "valueCode": "pending"}]
+    resource = check_output(to_fhir.to_fhir(attachment))
+    assert resource["extension"] == [{"url": terms.EXT_WATERMARK, "valueCode": "pending"}]
     assert base64.b64decode(resource["content"][0]["attachment"]["data"]) == content
     assert resource["content"][0]["attachment"]["extension"][0]["valueString"] == attachment.sha256
 

@@ -9,8 +9,8 @@ from ledger import verification
 from ledger.models import Entry
 from records.fhir import jsonio
 from records.fhir.importer import import_bundle
-from records.fhir.mapping import PATIENT_NUMBER, identifier_patient_id
 from records.fhir.outcome import FhirError
+from records.fhir.terms import PATIENT_NUMBER, identifier_patient_id
 from records.models import ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
 from tests.records import factories
 

@@ -1,530 +1,55 @@
-"""Records <-> FHIR R4 resources.
+"""FHIR R4 resources -> service arguments.
 
-Out: `to_fhir(obj, ctx)` gives one resource as a dict (Decimals kept as Decimals; see jsonio).
-In: `from_fhir(resource)` gives a `Mapped` (service arguments plus the references still to resolve)
-and the issues found; paths in issues are relative to the resource ("name[0].family").
-
-| record             | FHIR resource                  | notes                                             |
-|--------------------|--------------------------------|---------------------------------------------------|
-| Patient            | Patient                        | patient number as identifier PATIENT_NUMBER       |
-| Encounter          | Encounter                      | kind as type (local system) and class (v3-ActCode)|
-| Observation        | Observation                    | LOINC code, UCUM valueQuantity or valueString     |
-| Condition          | Condition                      | ICD-10 code, clinicalStatus active/resolved       |
-| MedicationRequest  | MedicationRequest              | dose, frequency, duration in dosageInstruction[0] |
-| ClinicalNote       | DocumentReference (11506-3)    | text/plain content                                |
-| Attachment         | DocumentReference              | watermark status and SHA-256 as extensions        |
-| user name (string) | Practitioner                   | id derived from the user name                     |
-| this node          | Organization, Location         | id derived from the node id                       |
-| ledger entry       | Provenance                     | entry index, leaf hash, signed checkpoint         |
+`from_fhir(resource)` gives a `Mapped` (service arguments plus the references still to resolve) and the
+issues found; paths in issues are relative to the resource ("name[0].family"). The record <-> resource
+table is in to_fhir.py.
 """
 
 import base64
 import binascii
 import datetime as dt
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from ..codes import OBSERVATION_KINDS, QUALITATIVE_LABS, icd10_codes
-from ..models import Attachment, ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
+from ..models import Encounter, Observation
 from ..patient_number import is_valid_patient_number
 from ..uploads import UploadError, sniff_upload
 from .outcome import Issue
-
-# Identifier and code systems (documented in the CapabilityStatement and the OpenAPI description).
-PATIENT_NUMBER = "urn:siliconhealth:patient-number"
-USERNAME = "urn:siliconhealth:username"
-NODE_ID = "urn:siliconhealth:node-id"
-LOCAL_CODE = "urn:siliconhealth:code"  # our "sh:..." observation codes, without the "sh:" prefix
-ENCOUNTER_KIND = "urn:siliconhealth:encounter-kind"
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
-ICD10 = "http://hl7.org/fhir/sid/icd-10"
-ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
-OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
-CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
-CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
-CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
-IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
-DOCUMENT_CATEGORY = "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category"
-DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
-PROVENANCE_AGENT = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
-ORGANIZATION_TYPE = "http://terminology.hl7.org/CodeSystem/organization-type"
-SIGNATURE_TYPE = "urn:iso-astm:E1762-95:2013"
-
-EXTENSION = "https://siliconhealth.org/fhir/StructureDefinition/"
-EXT_BIRTH_DATE_ESTIMATED = EXTENSION + "birth-date-estimated"
-EXT_WATERMARK = EXTENSION + "watermark-status"
-EXT_SHA256 = EXTENSION + "sha256"
-EXT_DOSE_TEXT = EXTENSION + "dose-text"
-EXT_LEDGER_ORIGIN = EXTENSION + "ledger-origin"
-EXT_LEDGER_INDEX = EXTENSION + "ledger-index"
-EXT_LEAF_HASH = EXTENSION + "ledger-leaf-hash"
-EXT_CHECKPOINT_SIZE = EXTENSION + "ledger-checkpoint-size"
-
-# Ids this node derives (the same on every node, so exports compare equal across nodes).
-NAMESPACE = uuid.UUID("5b0f2d8e-6c1a-4f7e-9a51-3d2c8e7b9f10")
-
-NOTE_TYPES = {
-    "11506-3": "Progress note",
-    "34109-9": "Note",
-    "11488-4": "Consult note",
-    "28570-0": "Procedure note",
-}
-NOTE_TYPE = "11506-3"
-NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
-
-ENCOUNTER_CLASS = {
-    "outpatient": ("AMB", "ambulatory"),
-    "antenatal": ("AMB", "ambulatory"),
-    "follow_up": ("AMB", "ambulatory"),
-    "emergency": ("EMER", "emergency"),
-    "home_visit": ("HH", "home health"),
-}
-CLASS_TO_KIND = {"AMB": "outpatient", "EMER": "emergency", "HH": "home_visit"}
-ENCOUNTER_STATUSES_IN = {"finished", "in-progress", "arrived", "triaged", "onleave"}
-OBSERVATION_STATUSES_IN = {"final", "amended", "corrected"}
-CATEGORY_DISPLAY = {"vital-signs": "Vital Signs", "laboratory": "Laboratory"}
-CONDITION_STATUS_IN = {
-    "active": "active",
-    "recurrence": "active",
-    "relapse": "active",
-    "resolved": "resolved",
-    "inactive": "resolved",
-    "remission": "resolved",
-}
-MEDICATION_STATUSES_IN = {"active", "completed", "stopped"}
-GENDERS = {"male", "female", "other", "unknown"}
-UNIT_DISPLAY = {"Cel": "°C", "mm[Hg]": "mmHg", "{copies}/mL": "copies/mL", "/uL": "/µL"}
-ICD10_PATTERN = re.compile(r"^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$")
-LOINC_PATTERN = re.compile(r"^[0-9]{1,7}-[0-9]$")
-DOSE_PATTERN = re.compile(r"^([0-9]+(?:\.[0-9]+)?) (\S(?:.*\S)?)$")
-DURATION_DAYS = {"d": 1, "wk": 7}
-ATTACHMENT_TYPES = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/tiff": ".tif",
-    "application/pdf": ".pdf",
-    "application/dicom": ".dcm",
-}
-
-# Top-level elements every mapper reads or may drop silently (metadata and generated narrative).
-_ALWAYS = {"resourceType", "id", "meta", "text", "language", "implicitRules"}
-
-CLINICAL_TYPES = ("Encounter", "Observation", "Condition", "MedicationRequest", "DocumentReference")
-WRITABLE_TYPES = ("Patient", *CLINICAL_TYPES)
-REFERENCE_ONLY_TYPES = ("Practitioner", "Organization", "Location", "Provenance")
-
-
-def derived_id(*parts: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, "|".join(parts)))
-
-
-def practitioner_id(username: str) -> str:
-    return derived_id("practitioner", username)
-
-
-def organization_id(node_id: str) -> str:
-    return derived_id("organization", node_id)
-
-
-def location_id(node_id: str) -> str:
-    return derived_id("location", node_id)
-
-
-def identifier_patient_id(system: str, value: str) -> uuid.UUID:
-    """The id a patient known only by another system's identifier gets, so that importing it twice
-    (without a UUID id) finds the same patient."""
-    return uuid.UUID(derived_id("identifier", system, value))
-
-
-def as_uuid(text) -> uuid.UUID | None:
-    if not isinstance(text, str) or len(text) != 36:
-        return None
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return None
-
-
-# ---------------------------------------------------------------------------------------------------
-# Values
-
-
-def instant(value: dt.datetime) -> str:
-    """A datetime as the canonical form uses it: UTC, "Z", microseconds only when there are any."""
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def plain_decimal(value: Decimal) -> Decimal:
-    """38.600 -> 38.6, 120.000 -> 120: the stored scale is the database's, not the measurement's."""
-    normalized = value.normalize()
-    if normalized.as_tuple().exponent > 0:
-        normalized = normalized.quantize(Decimal(1))
-    return normalized
-
-
-def english(label) -> str:
-    with translation.override("en"):
-        return str(label)
-
-
-def reference(resource_type: str, object_id) -> dict:
-    return {"reference": f"{resource_type}/{object_id}"}
-
-
-def meta(obj) -> dict:
-    return {
-        "versionId": str(obj.version),
-        "lastUpdated": instant(obj.updated_at),
-        "source": f"urn:siliconhealth:node:{obj.origin}",
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
-# Out
-
-
-@dataclass
-class ExportContext:
-    """What resource mapping needs beyond the row: where attachments can be fetched, whether to embed
-    their bytes, and display names of users (username -> full name)."""
-
-    base_url: str = ""
-    embed_attachments: bool = True
-    user_names: dict = field(default_factory=dict)
-
-
-def patient_to_fhir(patient: Patient, ctx: ExportContext | None = None) -> dict:
-    resource = {"resourceType": "Patient", "id": str(patient.pk), "meta": meta(patient)}
-    if patient.birth_date_estimated:
-        resource["extension"] = [{"url": EXT_BIRTH_DATE_ESTIMATED, "valueBoolean": True}]
-    resource["identifier"] = [
-        {
-            "use": "official",
-            "type": {
-                "coding": [{"system": IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}]
-            },
-            "system": PATIENT_NUMBER,
-            "value": patient.patient_number,
-        }
-    ]
-    resource["active"] = patient.merged_into_id is None
-    resource["name"] = [{"use": "official", "family": patient.family_name, "given": [patient.given_name]}]
-    if patient.phone:
-        resource["telecom"] = [{"system": "phone", "value": patient.phone, "use": "mobile"}]
-    resource["gender"] = patient.sex
-    resource["birthDate"] = patient.birth_date.isoformat()
-    if patient.village:
-        resource["address"] = [{"use": "home", "city": patient.village}]
-    if patient.merged_into_id:
-        resource["link"] = [{"other": reference("Patient", patient.merged_into_id), "type": "replaced-by"}]
-    return resource
-
-
-def practitioner_ref(username: str) -> dict:
-    return {"reference": f"Practitioner/{practitioner_id(username)}", "display": username}
-
-
-def encounter_to_fhir(encounter: Encounter, ctx: ExportContext | None = None) -> dict:
-    code, display = ENCOUNTER_CLASS.get(encounter.kind, ("AMB", "ambulatory"))
-    label = english(Encounter.Kind(encounter.kind).label)
-    resource = {
-        "resourceType": "Encounter",
-        "id": str(encounter.pk),
-        "meta": meta(encounter),
-        "status": "finished",
-        "class": {"system": ACT_CODE, "code": code, "display": display},
-        "type": [{"coding": [{"system": ENCOUNTER_KIND, "code": encounter.kind, "display": label}]}],
-        "subject": reference("Patient", encounter.patient_id),
-        "participant": [{"individual": practitioner_ref(encounter.practitioner)}],
-        "period": {"start": instant(encounter.started_at)},
-    }
-    if encounter.reason:
-        resource["reasonCode"] = [{"text": encounter.reason}]
-    return resource
-
-
-def observation_code(code: str) -> tuple[str, str]:
-    if code.startswith("sh:"):
-        return LOCAL_CODE, code[3:]
-    return LOINC, code
-
-
-def observation_to_fhir(observation: Observation, ctx: ExportContext | None = None) -> dict:
-    system, code = observation_code(observation.code)
-    resource = {
-        "resourceType": "Observation",
-        "id": str(observation.pk),
-        "meta": meta(observation),
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": OBSERVATION_CATEGORY,
-                        "code": observation.category,
-                        "display": CATEGORY_DISPLAY.get(observation.category, observation.category),
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": system, "code": code, "display": observation.display}]},
-        "subject": reference("Patient", observation.patient_id),
-    }
-    if observation.encounter_id:
-        resource["encounter"] = reference("Encounter", observation.encounter_id)
-    resource["effectiveDateTime"] = instant(observation.effective_at)
-    resource["issued"] = instant(observation.created_at)
-    if observation.value_decimal is not None:
-        quantity = {"value": plain_decimal(Decimal(observation.value_decimal))}
-        if observation.unit:
-            quantity.update(
-                unit=UNIT_DISPLAY.get(observation.unit, observation.unit), system=UCUM, code=observation.unit
-            )
-        resource["valueQuantity"] = quantity
-    elif observation.value_text:
-        resource["valueString"] = observation.value_text
-    return resource
-
-
-def condition_to_fhir(condition: Condition, ctx: ExportContext | None = None) -> dict:
-    category = "encounter-diagnosis" if condition.encounter_id else "problem-list-item"
-    resource = {
-        "resourceType": "Condition",
-        "id": str(condition.pk),
-        "meta": meta(condition),
-        "clinicalStatus": {"coding": [{"system": CONDITION_CLINICAL, "code": condition.clinical_status}]},
-        "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": category}]}],
-        "code": {"coding": [{"system": ICD10, "code": condition.icd10_code, "display": condition.display}]},
-        "subject": reference("Patient", condition.patient_id),
-    }
-    if condition.encounter_id:
-        resource["encounter"] = reference("Encounter", condition.encounter_id)
-    if condition.onset_date:
-        resource["onsetDateTime"] = condition.onset_date.isoformat()
-    resource["recordedDate"] = instant(condition.created_at)
-    return resource
-
-
-def _dose_quantity(dose: str) -> dict | None:
-    match = DOSE_PATTERN.match(dose)
-    if not match:
-        return None
-    return {"value": Decimal(match.group(1)), "unit": match.group(2)}
-
-
-def medication_request_to_fhir(request: MedicationRequest, ctx: ExportContext | None = None) -> dict:
-    dosage: dict = {"sequence": 1}
-    words = [request.dose, request.frequency]
-    if request.duration_days:
-        words.append(f"for {request.duration_days} days")
-    text = " ".join(word for word in words if word)
-    if text:
-        dosage["text"] = text
-    quantity = _dose_quantity(request.dose) if request.dose else None
-    if request.dose and quantity is None:
-        dosage["extension"] = [{"url": EXT_DOSE_TEXT, "valueString": request.dose}]
-    timing: dict = {}
-    if request.duration_days:
-        timing["repeat"] = {
-            "boundsDuration": {"value": request.duration_days, "unit": "days", "system": UCUM, "code": "d"}
-        }
-    if request.frequency:
-        timing["code"] = {"text": request.frequency}
-    if timing:
-        dosage["timing"] = timing
-    if quantity:
-        dosage["doseAndRate"] = [{"doseQuantity": quantity}]
-    resource = {
-        "resourceType": "MedicationRequest",
-        "id": str(request.pk),
-        "meta": meta(request),
-        "status": request.status,
-        "intent": "order",
-        "medicationCodeableConcept": {"text": request.medication},
-        "subject": reference("Patient", request.patient_id),
-    }
-    if request.encounter_id:
-        resource["encounter"] = reference("Encounter", request.encounter_id)
-    resource["authoredOn"] = instant(request.created_at)
-    resource["requester"] = practitioner_ref(request.prescriber)
-    if len(dosage) > 1:
-        resource["dosageInstruction"] = [dosage]
-    return resource
-
-
-def note_to_fhir(note: ClinicalNote, ctx: ExportContext | None = None) -> dict:
-    resource = {
-        "resourceType": "DocumentReference",
-        "id": str(note.pk),
-        "meta": meta(note),
-        "status": "current",
-        "type": {"coding": [{"system": LOINC, "code": NOTE_TYPE, "display": NOTE_TYPES[NOTE_TYPE]}]},
-        "category": [{"coding": [{"system": DOCUMENT_CATEGORY, "code": "clinical-note"}]}],
-        "subject": reference("Patient", note.patient_id),
-        "date": instant(note.created_at),
-        "author": [practitioner_ref(note.author)],
-        "content": [
-            {
-                "attachment": {
-                    "contentType": NOTE_MEDIA_TYPE,
-                    "data": base64.b64encode(note.text.encode("utf-8")).decode("ascii"),
-                }
-            }
-        ],
-    }
-    if note.encounter_id:
-        resource["context"] = {"encounter": [reference("Encounter", note.encounter_id)]}
-    return resource
-
-
-def attachment_to_fhir(attachment: Attachment, ctx: ExportContext | None = None) -> dict:
-    ctx = ctx or ExportContext()
-    content = {
-        "extension": [{"url": EXT_SHA256, "valueString": attachment.sha256}],
-        "contentType": attachment.media_type,
-    }
-    if ctx.embed_attachments:
-        with attachment.file.open("rb") as handle:
-            content["data"] = base64.b64encode(handle.read()).decode("ascii")
-    else:
-        content["url"] = f"{ctx.base_url.rstrip('/')}/attachments/{attachment.pk}/file"
-    content.update(
-        size=attachment.size_bytes, title=attachment.title, creation=instant(attachment.created_at)
-    )
-    resource = {
-        "resourceType": "DocumentReference",
-        "id": str(attachment.pk),
-        "meta": meta(attachment),
-        "extension": [{"url": EXT_WATERMARK, "valueCode": attachment.watermark_status}],
-        "status": "current",
-        "subject": reference("Patient", attachment.patient_id),
-        "date": instant(attachment.created_at),
-        "author": [practitioner_ref(attachment.uploaded_by)],
-        "description": attachment.title,
-        "content": [{"attachment": content}],
-    }
-    if attachment.encounter_id:
-        resource["context"] = {"encounter": [reference("Encounter", attachment.encounter_id)]}
-    return resource
-
-
-def practitioner_to_fhir(username: str, full_name: str = "") -> dict:
-    return {
-        "resourceType": "Practitioner",
-        "id": practitioner_id(username),
-        "identifier": [{"system": USERNAME, "value": username}],
-        "name": [{"text": full_name or username}],
-    }
-
-
-def organization_to_fhir(node) -> dict:
-    return {
-        "resourceType": "Organization",
-        "id": organization_id(node.node_id),
-        "identifier": [{"system": NODE_ID, "value": node.node_id}],
-        "active": not node.revoked,
-        "type": [
-            {"coding": [{"system": ORGANIZATION_TYPE, "code": "prov", "display": "Healthcare Provider"}]}
-        ],
-        "name": f"SiliconHealth {node.tier.replace('_', ' ')} {node.prefix}".strip(),
-    }
-
-
-def location_to_fhir(node) -> dict:
-    return {
-        "resourceType": "Location",
-        "id": location_id(node.node_id),
-        "identifier": [{"system": NODE_ID, "value": node.node_id}],
-        "status": "active",
-        "name": f"SiliconHealth {node.tier.replace('_', ' ')} {node.prefix}".strip(),
-        "mode": "instance",
-        "managingOrganization": reference("Organization", organization_id(node.node_id)),
-    }
-
-
-def provenance_to_fhir(entry, target_type: str, target_version: int | None, checkpoint=None) -> dict:
-    """The ledger's account of a record's latest change: which log entry (origin, index, leaf hash)
-    and, once sealed, the signed checkpoint (C2SP signed note) that covers it."""
-    target = f"{target_type}/{entry.object_id}"
-    if target_version:
-        target += f"/_history/{target_version}"
-    operation = {"create": "CREATE", "update": "UPDATE", "delete": "DELETE"}.get(entry.kind, "UPDATE")
-    extension = [
-        {"url": EXT_LEDGER_ORIGIN, "valueString": entry.origin},
-        {"url": EXT_LEDGER_INDEX, "valueInteger": entry.index},
-        {"url": EXT_LEAF_HASH, "valueBase64Binary": base64.b64encode(bytes(entry.leaf_hash)).decode("ascii")},
-    ]
-    resource = {
-        "resourceType": "Provenance",
-        "id": derived_id("provenance", entry.origin, str(entry.index)),
-        "extension": extension,
-        "target": [{"reference": target}],
-        "recorded": instant(entry.created_at),
-        "activity": {"coding": [{"system": DATA_OPERATION, "code": operation}]},
-        "agent": [
-            {
-                "type": {"coding": [{"system": PROVENANCE_AGENT, "code": "author"}]},
-                "who": {"identifier": {"system": USERNAME, "value": entry.author}, "display": entry.author},
-            },
-            {
-                "type": {"coding": [{"system": PROVENANCE_AGENT, "code": "custodian"}]},
-                "who": reference("Organization", organization_id(entry.origin)),
-            },
-        ],
-    }
-    if checkpoint is not None:
-        resource["extension"].append({"url": EXT_CHECKPOINT_SIZE, "valueInteger": checkpoint.size})
-        resource["signature"] = [
-            {
-                "type": [
-                    {
-                        "system": SIGNATURE_TYPE,
-                        "code": "1.2.840.10065.1.12.1.5",
-                        "display": "Verification Signature",
-                    }
-                ],
-                "when": instant(checkpoint.created_at),
-                "who": reference("Organization", organization_id(checkpoint.origin)),
-                "sigFormat": "text/plain",
-                "data": base64.b64encode(checkpoint.note.encode("utf-8")).decode("ascii"),
-            }
-        ]
-    return resource
-
-
-TO_FHIR = {
-    Patient: patient_to_fhir,
-    Encounter: encounter_to_fhir,
-    Observation: observation_to_fhir,
-    Condition: condition_to_fhir,
-    MedicationRequest: medication_request_to_fhir,
-    ClinicalNote: note_to_fhir,
-    Attachment: attachment_to_fhir,
-}
-
-RESOURCE_TYPE = {
-    Patient: "Patient",
-    Encounter: "Encounter",
-    Observation: "Observation",
-    Condition: "Condition",
-    MedicationRequest: "MedicationRequest",
-    ClinicalNote: "DocumentReference",
-    Attachment: "DocumentReference",
-}
-
-
-def to_fhir(obj, ctx: ExportContext | None = None) -> dict:
-    return TO_FHIR[type(obj)](obj, ctx)
-
-
-# ---------------------------------------------------------------------------------------------------
-# In
+from .terms import (
+    ALWAYS_ALLOWED,
+    ATTACHMENT_TYPES,
+    CLASS_TO_KIND,
+    CONDITION_CLINICAL,
+    CONDITION_STATUS_IN,
+    CONDITION_VERIFICATION,
+    DURATION_DAYS,
+    ENCOUNTER_KIND,
+    ENCOUNTER_STATUSES_IN,
+    EXT_BIRTH_DATE_ESTIMATED,
+    EXT_DOSE_TEXT,
+    EXT_SHA256,
+    EXT_WATERMARK,
+    GENDERS,
+    ICD10,
+    ICD10_PATTERN,
+    LOCAL_CODE,
+    LOINC,
+    LOINC_PATTERN,
+    MEDICATION_STATUSES_IN,
+    NOTE_TYPES,
+    OBSERVATION_CATEGORY,
+    OBSERVATION_STATUSES_IN,
+    PATIENT_NUMBER,
+    UCUM,
+    UNIT_DISPLAY,
+    USERNAME,
+    as_uuid,
+)
 
 
 @dataclass
@@ -554,7 +79,7 @@ class Reader:
     def __init__(self, resource: dict):
         self.resource = resource
         self.issues: list[Issue] = []
-        self.used: set[str] = set(_ALWAYS)
+        self.used: set[str] = set(ALWAYS_ALLOWED)
 
     def error(self, code: str, message: str, path: str = "") -> None:
         self.issues.append(Issue(code, message, path))

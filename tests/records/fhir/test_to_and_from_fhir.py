@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from records.fhir import jsonio, mapping
+from records.fhir import from_fhir, jsonio, terms, to_fhir
 from records.fhir.outcome import FhirError
 from records.fhir.validation import check_output, validate_resource
 from records.models import ClinicalNote, Condition, MedicationRequest, Observation
@@ -39,18 +39,18 @@ def test_jsonio_refuses_bad_input(text, reason):
 
 def test_patient_maps_out_with_the_patient_number_and_validates():
     patient = factories.patient(birth_date_estimated=True)
-    resource = check_output(mapping.to_fhir(patient))
+    resource = check_output(to_fhir.to_fhir(patient))
     assert resource["identifier"][0] == {
         "use": "official",
         "type": {
-            "coding": [{"system": mapping.IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}]
+            "coding": [{"system": terms.IDENTIFIER_TYPE, "code": "MR", "display": "Medical record number"}]
         },
         "system": "urn:siliconhealth:patient-number",
         "value": patient.patient_number,
     }
     assert resource["name"] == [{"use": "official", "family": "Mwangi", "given": ["Amina"]}]
     assert resource["birthDate"] == "1990-03-14"
-    assert resource["extension"] == [{"url": mapping.EXT_BIRTH_DATE_ESTIMATED, "valueBoolean": True}]
+    assert resource["extension"] == [{"url": terms.EXT_BIRTH_DATE_ESTIMATED, "valueBoolean": True}]
     assert resource["telecom"][0]["value"] == "+255712345678"
     assert resource["address"] == [{"use": "home", "city": "Kibaoni"}]
 
@@ -59,7 +59,7 @@ def test_clinical_records_map_out_with_loinc_ucum_and_icd10():
     patient = factories.patient()
     encounter = factories.encounter(patient)
     temperature = Observation.objects.get(encounter=encounter, code="8310-5")
-    resource = check_output(mapping.to_fhir(temperature))
+    resource = check_output(to_fhir.to_fhir(temperature))
     assert resource["code"]["coding"][0] == {
         "system": "http://loinc.org",
         "code": "8310-5",
@@ -74,21 +74,21 @@ def test_clinical_records_map_out_with_loinc_ucum_and_icd10():
     assert '"value":38.6,' in jsonio.dumps(resource)  # not 38.600, never a float
     assert resource["subject"] == {"reference": f"Patient/{patient.pk}"}
     assert resource["encounter"] == {"reference": f"Encounter/{encounter.pk}"}
-    condition = check_output(mapping.to_fhir(Condition.objects.get(encounter=encounter)))
+    condition = check_output(to_fhir.to_fhir(Condition.objects.get(encounter=encounter)))
     assert condition["code"]["coding"][0]["system"] == "http://hl7.org/fhir/sid/icd-10"
     assert condition["code"]["coding"][0]["code"] == "B50.9"
     assert condition["clinicalStatus"]["coding"][0]["code"] == "active"
-    request = check_output(mapping.to_fhir(MedicationRequest.objects.get(encounter=encounter)))
+    request = check_output(to_fhir.to_fhir(MedicationRequest.objects.get(encounter=encounter)))
     dosage = request["dosageInstruction"][0]
     assert dosage["doseAndRate"][0]["doseQuantity"] == {"value": Decimal("4"), "unit": "tabs"}
     assert dosage["timing"]["code"] == {"text": "BD"}
     assert dosage["timing"]["repeat"]["boundsDuration"]["value"] == 3
-    note = check_output(mapping.to_fhir(ClinicalNote.objects.get(encounter=encounter)))
+    note = check_output(to_fhir.to_fhir(ClinicalNote.objects.get(encounter=encounter)))
     assert note["type"]["coding"][0]["code"] == "11506-3"
-    encounter_resource = check_output(mapping.to_fhir(encounter))
+    encounter_resource = check_output(to_fhir.to_fhir(encounter))
     assert encounter_resource["class"]["code"] == "AMB"
     assert encounter_resource["participant"][0]["individual"]["reference"] == (
-        f"Practitioner/{mapping.practitioner_id('tester')}"
+        f"Practitioner/{terms.practitioner_id('tester')}"
     )
 
 
@@ -105,8 +105,8 @@ def test_every_record_survives_out_and_back_in(model):
         "Patient": patient,
         "Encounter": encounter,
     }.get(model) or getattr(models, model).objects.filter(encounter=encounter).first()
-    resource = json.loads(jsonio.dumps(mapping.to_fhir(row)), parse_float=Decimal)
-    mapped, issues = mapping.from_fhir(resource)
+    resource = json.loads(jsonio.dumps(to_fhir.to_fhir(row)), parse_float=Decimal)
+    mapped, issues = from_fhir.from_fhir(resource)
     assert [i for i in issues if i.severity == "error"] == []
     assert mapped.source_id == row.pk
     values = mapped.values
@@ -132,7 +132,7 @@ def test_every_record_survives_out_and_back_in(model):
 def test_unknown_elements_are_refused_and_unstored_ones_are_named():
     issues = validate_resource({"resourceType": "Patient", "favouriteColour": "blue"}, "")
     assert [(i.code, i.expression) for i in issues] == [("structure", "Patient.favouriteColour")]
-    _, issues = mapping.from_fhir(
+    _, issues = from_fhir.from_fhir(
         {
             "resourceType": "Patient",
             "name": [{"family": "A", "given": ["B"]}],
@@ -144,7 +144,7 @@ def test_unknown_elements_are_refused_and_unstored_ones_are_named():
 
 
 def test_observation_components_and_other_code_systems_are_refused_with_a_reason():
-    _, issues = mapping.from_fhir(
+    _, issues = from_fhir.from_fhir(
         {
             "resourceType": "Observation",
             "status": "final",
