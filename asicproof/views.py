@@ -11,7 +11,7 @@ from . import selectors, services
 
 @requires(Capability.VIEW_AUDIT)
 def devices(request):
-    return render(request, "asicproof/devices.html", {"devices": selectors.devices_with_health()})
+    return render(request, "asicproof/devices.html", {"devices": selectors.devices_for_console()})
 
 
 @requires(Capability.MANAGE_NODE)

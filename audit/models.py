@@ -70,3 +70,49 @@ class Alert(models.Model):
     )
     handled_at = models.DateTimeField(null=True, blank=True)
     handling_note = models.TextField(blank=True)
+
+
+class VerificationRun(models.Model):
+    """One full `ledger verify`, started from the console or the command line. Every run is kept:
+    an auditor can show what was checked, when, by whom, and what it found."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        PASSED = "passed"  # checked, nothing wrong
+        FAILED = "failed"  # checked, problems found (each one is also an alert)
+        ERROR = "error"  # could not finish
+
+    class Source(models.TextChoices):
+        CONSOLE = "console"
+        COMMAND = "command"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CONSOLE)
+    done = models.PositiveBigIntegerField(default=0, help_text="entries + records checked so far")
+    total = models.PositiveBigIntegerField(default=0, help_text="entries + records to check")
+    entries = models.PositiveBigIntegerField(default=0)
+    checkpoints = models.PositiveBigIntegerField(default=0)
+    records = models.PositiveBigIntegerField(default=0)
+    problems = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    triggered_by_name = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def percent(self) -> int:
+        if self.status in (self.Status.PASSED, self.Status.FAILED):
+            return 100
+        return min(99, self.done * 100 // self.total) if self.total else 0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.PASSED, self.Status.FAILED, self.Status.ERROR)

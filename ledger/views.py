@@ -3,27 +3,8 @@ from django.shortcuts import render
 
 from accounts.decorators import requires
 from accounts.roles import Capability, has_capability
-from asicproof.selectors import checkpoint_work
 
 from . import selectors
-from .models import Entry
-
-
-@requires(Capability.VIEW_AUDIT)
-def console(request):
-    node = selectors.self_node()
-    checkpoint = selectors.latest_checkpoint(node.node_id)
-    return render(
-        request,
-        "ledger/console.html",
-        {
-            "node": node,
-            "size": selectors.log_size(node.node_id),
-            "checkpoint": checkpoint,
-            "work": checkpoint_work(checkpoint) if checkpoint else None,
-            "recent": Entry.objects.order_by("-id")[:50],
-        },
-    )
 
 
 @requires(Capability.VIEW_PATIENTS)

@@ -9,6 +9,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.decorators import requires
 from accounts.roles import Capability
+from audit.models import AccessEvent
+from audit.services import record_access
 
 from . import selectors, services
 from .forms import AttachmentForm, EncounterForm, MergeForm, PatientForm
@@ -80,6 +82,15 @@ def chart(request, patient_id):
         messages.info(request, _("This record was merged; showing the surviving record."))
         return redirect("records:chart", patient_id=patient.merged_into_id)
     chart = selectors.patient_chart(user=request.user, patient=patient)
+    record_access(
+        user=request.user,
+        action=AccessEvent.Action.CHART_READ,
+        patient_id=patient.pk,
+        object_type="Patient",
+        object_id=str(patient.pk),
+        detail={"clinical": chart.clinical},
+        request=request,
+    )
     return render(
         request, "records/chart.html", {"chart": chart, "patient": patient, "merge_form": MergeForm()}
     )
@@ -135,6 +146,15 @@ def attachment_file(request, attachment_id):
         raise Http404 from None
     if attachment.watermark_status == Attachment.WatermarkStatus.PENDING:
         return HttpResponse(_("This image is being watermarked; try again in a moment."), status=409)
+    record_access(
+        user=request.user,
+        action=AccessEvent.Action.IMAGE_READ,
+        patient_id=attachment.patient_id,
+        object_type="Attachment",
+        object_id=str(attachment.pk),
+        detail={"media_type": attachment.media_type},
+        request=request,
+    )
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.media_type)
     response["Content-Disposition"] = f'attachment; filename="{attachment.pk}"'
     return response

@@ -15,3 +15,18 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.setdefault("Content-Security-Policy", getattr(settings, "CONTENT_SECURITY_POLICY", _POLICY))
         return response
+
+
+class PrivateNoStoreMiddleware:
+    """Pages served to a signed-in user (charts, images, audit pages) are never kept in the browser's
+    cache: on a shared or stolen clinic laptop, Back after logout or the cache folder would show them."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        if getattr(user, "is_authenticated", False) and "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store, private"
+        return response

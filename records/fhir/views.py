@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.roles import Capability, has_capability
+from audit import access as access_log
 
 from . import capability, exporter, jsonio, openapi, selectors
 from .importer import import_bundle
@@ -211,6 +212,9 @@ def type_endpoint(request, resource_type: str):
             raise FhirError([Issue("not-supported", f"{resource_type} cannot be created here")], status=405)
         return _write_one(request, resource_type, _body(request), "POST", resource_type)
     page = selectors.search(user=request.user, resource_type=resource_type, params=request.GET)
+    access_log.record_fhir_access(
+        request, interaction="search-type", resource_type=resource_type, resources=page.resources
+    )
     root = base_url(request)
     bundle = {
         "resourceType": "Bundle",
@@ -241,6 +245,9 @@ def instance(request, resource_type: str, object_id: str):
             )
         return _write_one(request, resource_type, resource, "PUT", f"{resource_type}/{object_id}")
     resource = selectors.read(user=request.user, resource_type=resource_type, object_id=object_id)
+    access_log.record_fhir_access(
+        request, interaction="read", resource_type=resource_type, object_id=object_id, resources=[resource]
+    )
     headers = {}
     if "meta" in resource:
         headers["ETag"] = f'W/"{resource["meta"]["versionId"]}"'
@@ -257,6 +264,13 @@ def everything(request, object_id: str):
     root = base_url(request)
     ctx = exporter.export_context(base_url=root, embed_attachments=False)
     resources = exporter.patient_export(patient, ctx, provenance=provenance)
+    access_log.record_fhir_access(
+        request,
+        interaction="everything",
+        resource_type="Patient",
+        object_id=str(patient.pk),
+        resources=[{"resourceType": "Patient", "id": str(patient.pk)}],
+    )
     chunks = exporter.bundle_chunks(resources, bundle_type="searchset", base_url=root, search_mode=True)
     return StreamingHttpResponse(chunks, content_type=f"{FHIR_JSON}; charset=utf-8")
 
@@ -270,6 +284,9 @@ def bulk_export(request):
             [Issue("value", "give _type=Patient, Encounter, Observation, ...", "_type")], status=400
         )
     selectors.require_read(request.user, resource_type)
+    access_log.record_bulk_export(
+        user=request.user, resource_type=resource_type, request=request, detail={"interaction": "$export"}
+    )
     ctx = exporter.export_context(base_url=base_url(request), embed_attachments=False)
 
     def lines():

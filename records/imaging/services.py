@@ -56,3 +56,26 @@ def watermark_attachment(*, attachment_id, author: str = "watermarker") -> Attac
         if old_name != attachment.file.name:
             transaction.on_commit(lambda: attachment.file.storage.delete(old_name))
     return attachment
+
+
+def alert_if_tampered(*, check, content: bytes, source: str):
+    """A watermark check that shows tampering (altered blocks, or a watermark naming a ledger entry
+    it does not match) becomes a "watermark" alert in the audit console. Returns the alert or None.
+
+    An image with no recoverable watermark of this node is not evidence of tampering here (it may come
+    from elsewhere), so it raises nothing."""
+    if not check.ok:
+        return None
+    damaged = bool(check.damaged_fraction)
+    if not damaged and check.entry_matches is not False:
+        return None
+    from audit.services import raise_alert  # late: audit reads records, not the other way round
+
+    digest = hashlib.sha256(content).hexdigest()
+    what = "altered pixels" if damaged else "watermark does not match its ledger entry"
+    return raise_alert(
+        kind="watermark",
+        fingerprint=f"watermark:{check.record}:{digest}",
+        title=f"Image of record {check.record}: {what}",
+        evidence={**check.as_dict(), "image_sha256": digest, "source": source[:200]},
+    )

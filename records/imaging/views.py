@@ -4,10 +4,12 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import requires
 from accounts.roles import Capability
+from audit.models import AccessEvent
+from audit.services import record_access
 from records import selectors as record_selectors
 from records.models import Attachment
 
-from . import selectors
+from . import selectors, services
 from .formats import ImageFormatError
 from .forms import CheckImageForm
 from .preview import preview_png
@@ -21,6 +23,9 @@ def check_image(request):
     result = None
     if request.method == "POST" and form.is_valid():
         result = selectors.check_image(form.content)
+        services.alert_if_tampered(
+            check=result, content=form.content, source=f"image check by {request.user.username}"
+        )
     status = 400 if request.method == "POST" and not form.is_valid() else 200
     return render(request, "records/check_image.html", {"form": form, "result": result}, status=status)
 
@@ -38,6 +43,17 @@ def attachment_preview(request, attachment_id):
             png = preview_png(handle.read(), attachment.media_type)
     except ImageFormatError:
         raise Http404 from None
+    record_access(
+        user=request.user,
+        action=AccessEvent.Action.IMAGE_READ,
+        patient_id=attachment.patient_id,
+        object_type="Attachment",
+        object_id=str(attachment.pk),
+        detail={"preview": True},
+        request=request,
+    )
     response = HttpResponse(png, content_type="image/png")
-    response["Cache-Control"] = "private, max-age=86400"
+    # Not cached: a clinical image must not outlive the session in a shared laptop's browser cache,
+    # and each view of it is an access the log must see.
+    response["Cache-Control"] = "no-store, private"
     return response

@@ -4,49 +4,57 @@ import gettext
 import re
 from pathlib import Path
 
+import polib
 import pytest
 
 LOCALE = Path(__file__).resolve().parents[2] / "locale"
 PLACEHOLDER = re.compile(r"%\(\w+\)[sd]|\{\w*\}")
+LANGUAGES = ["fr", "sw"]
 
 
-def _entries(po: Path) -> list[tuple[str, str]]:
-    entries, current, field = [], {"msgid": "", "msgstr": ""}, None
-    for line in po.read_text(encoding="utf-8").splitlines() + [""]:
-        if line.startswith("msgid "):
-            if current["msgid"]:
-                entries.append((current["msgid"], current["msgstr"]))
-            current, field = {"msgid": "", "msgstr": ""}, "msgid"
-            current["msgid"] = line[7:-1]
-        elif line.startswith("msgstr "):
-            field = "msgstr"
-            current["msgstr"] = line[8:-1]
-        elif line.startswith('"') and field:
-            current[field] += line[1:-1]
-        elif not line.strip():
-            field = None
-    if current["msgid"]:
-        entries.append((current["msgid"], current["msgstr"]))
-    return entries
+def _catalogue(language: str) -> polib.POFile:
+    return polib.pofile(str(LOCALE / language / "LC_MESSAGES" / "django.po"))
 
 
-@pytest.mark.parametrize("language", ["fr", "sw"])
+def _live(po: polib.POFile) -> list[polib.POEntry]:
+    return [entry for entry in po if not entry.obsolete]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_every_string_is_translated_with_its_placeholders(language):
-    po = LOCALE / language / "LC_MESSAGES" / "django.po"
-    entries = _entries(po)
+    entries = _live(_catalogue(language))
     assert len(entries) > 100
-    for msgid, msgstr in entries:
-        assert msgstr, f"{language}: untranslated {msgid!r}"
-        assert sorted(PLACEHOLDER.findall(msgid)) == sorted(PLACEHOLDER.findall(msgstr)), msgid
+    for entry in entries:
+        assert "fuzzy" not in entry.flags, f"{language}: fuzzy (unchecked) translation of {entry.msgid!r}"
+        if entry.msgid_plural:
+            forms = [entry.msgstr_plural[i] for i in sorted(entry.msgstr_plural)]
+            assert forms and all(forms), f"{language}: untranslated plural {entry.msgid!r}"
+            wanted = sorted(PLACEHOLDER.findall(entry.msgid_plural))
+        else:
+            forms = [entry.msgstr]
+            assert entry.msgstr, f"{language}: untranslated {entry.msgid!r}"
+            wanted = sorted(PLACEHOLDER.findall(entry.msgid))
+        for form in forms:
+            assert sorted(PLACEHOLDER.findall(form)) == wanted, entry.msgid
 
 
-@pytest.mark.parametrize("language", ["fr", "sw"])
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_no_string_is_listed_twice(language):
+    keys = [(entry.msgctxt, entry.msgid) for entry in _live(_catalogue(language))]
+    assert len(keys) == len(set(keys)), sorted({k for k in keys if keys.count(k) > 1})
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
 def test_compiled_catalogue_matches_the_source(language):
-    po = LOCALE / language / "LC_MESSAGES" / "django.po"
-    catalogue = gettext.GNUTranslations((LOCALE / language / "LC_MESSAGES" / "django.mo").open("rb"))
-    for msgid, msgstr in _entries(po):
-        unescaped = msgid.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-        expected = msgstr.encode().decode("unicode_escape").encode("latin-1").decode("utf-8")
-        assert catalogue.gettext(unescaped) == expected, (
-            f"{language}: .mo is stale for {msgid!r}; make messages"
-        )
+    compiled = gettext.GNUTranslations((LOCALE / language / "LC_MESSAGES" / "django.mo").open("rb"))
+    for entry in _live(_catalogue(language)):
+        if entry.msgid_plural:
+            for n in (1, 2, 5):
+                form = entry.msgstr_plural[compiled.plural(n)]
+                assert compiled.ngettext(entry.msgid, entry.msgid_plural, n) == form, (
+                    f"{language}: .mo is stale for {entry.msgid!r} (n={n}); make messages"
+                )
+        else:
+            assert compiled.gettext(entry.msgid) == entry.msgstr, (
+                f"{language}: .mo is stale for {entry.msgid!r}; make messages"
+            )

@@ -29,6 +29,10 @@ class Command(BaseCommand):
     def _verify(self, options):
         progress = None if options["json"] else (lambda what, n: self.stderr.write(f"  {n} {what} checked"))
         report = verification.verify_all(progress)
+        # Kept like a console run; each problem becomes (or touches) a tamper alert in the console.
+        from audit.services import record_command_verification
+
+        record_command_verification(report=report.as_dict())
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), sort_keys=True))
         else:
@@ -71,6 +75,18 @@ class Command(BaseCommand):
             document = bundle.build_bundle(record)
         except bundle.BundleError as error:
             raise CommandError(str(error), returncode=2) from None
+        # Imported here: the ledger does not depend on the audit app except to say who took a proof.
+        from audit.access import command_line_user, patient_of_record
+        from audit.services import record_access
+
+        record_access(
+            user=command_line_user(),
+            action="proof_download",
+            patient_id=patient_of_record(record),
+            object_type="Record",
+            object_id=str(record),
+            detail={"command": "ledger proof", "entries": len(document["entries"])},
+        )
         try:
             with open(options["out"], "wb") as handle:
                 handle.write(bundle.serialize(document))

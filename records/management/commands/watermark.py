@@ -10,6 +10,7 @@ from records.imaging.codec import WatermarkError, WatermarkPayload, embed
 from records.imaging.formats import ImageFormatError, load_image, save_image
 from records.imaging.keys import node_watermark_key
 from records.imaging.selectors import check_image
+from records.imaging.services import alert_if_tampered
 
 
 class Command(BaseCommand):
@@ -79,6 +80,7 @@ class Command(BaseCommand):
 
     def _verify(self, content: bytes, options):
         result = check_image(content)
+        alert_if_tampered(check=result, content=content, source=f"watermark verify {options['input']}")
         tamper_path = None
         if result.ok:
             tamper_path = options["tamper_map"] or f"{options['input']}.tamper.png"
