@@ -15,7 +15,7 @@ echo "== ruff"
 $BIN/ruff check .
 
 echo "== pytest on SQLite"
-$BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "not e2e"
+$BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "not e2e and not powerloss"
 
 # Browser tests run on their own: Playwright's sync API keeps an event loop running in the test
 # process, which would break the asyncio tests (Stratum, devices) that share a worker with it.
