@@ -5,6 +5,7 @@ Shared by the writer, `ledger verify`, sync and the offline bundle verifier, so 
 
 import json
 from functools import lru_cache
+from json.encoder import encode_basestring  # json.dumps(str, ensure_ascii=False), without its overhead
 
 from .canonical import canonical_json
 from .merkle import leaf_hash
@@ -78,7 +79,7 @@ def entry_bytes_from_parts(
     if type(index) is not int or type(hlc) is not int:
         raise TypeError("index and hlc must be integers")
     return (
-        f'{{"author":{_json_string(author)},"hlc":{hlc},"id":{json.dumps(object_id, ensure_ascii=False)},'
+        f'{{"author":{_json_string(author)},"hlc":{hlc},"id":{encode_basestring(object_id)},'
         f'"index":{index},"kind":{_json_string(kind)},"origin":{_json_string(origin)},"payload":{payload_text},'
         f'"type":{_json_string(object_type)}}}'
     ).encode()

@@ -24,7 +24,7 @@ from .canonical import canonical_json
 from .entries import leaf_of_wire_entry, log_origin
 from .identity import node_id_for
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
-from .registry import apply_entry, retry_pending_applies
+from .registry import apply_entries, retry_pending_applies
 from .selectors import db_get_node, self_node_id
 
 MAX_ENTRIES = 50_000
@@ -190,7 +190,7 @@ def ingest_remote(
             )
         try:
             with transaction.atomic():  # a savepoint: a clash below must not poison the outer transaction
-                deferred = sum(0 if apply_entry(origin, entry) else 1 for entry, _ in fresh)
+                deferred = apply_entries(origin, [entry for entry, _ in fresh])
         except ValueError as error:  # a payload that does not fit its record: refuse the whole segment
             raise IngestRefused(str(error)) from None
         except IntegrityError as error:  # e.g. two nodes handing out the same patient number

@@ -56,9 +56,12 @@ class Entry(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["origin", "index"], name="entry_origin_index")]
+        # Only one index is keyed by a random UUID (each insert dirties a random page, the main write cost
+        # of an entry, so it is kept narrow): a record's versions (chart marks, history, sync, verify's
+        # row check). The other grows at the tail of each (origin, type): anchors, verify's missing rows.
         indexes = [
-            models.Index(fields=["object_type", "object_id", "origin", "index"]),  # verify's merge-join
-            models.Index(fields=["object_id", "hlc"]),  # a record's versions (chart marks, history, sync)
+            models.Index(fields=["object_id", "hlc"]),
+            models.Index(fields=["origin", "object_type", "index"], name="entry_origin_type"),
         ]
 
     def __str__(self):

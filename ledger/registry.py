@@ -14,14 +14,27 @@ class LedgeredModel:
     object_type: str
     fields: tuple[str, ...]  # read with values_list(*fields); the first must be the primary key
     payload: Callable[[tuple], dict]  # canonical payload from those values
+    # Optional fast paths for verify, given a connection. canonical_sql: a SQL expression (with "{alias}")
+    # of the row's canonical JSON text, NULL when unsure, or None on backends without one; raw_reader:
+    # (SQL column expressions, raw row -> canonical JSON text). Either may only claim equality when the
+    # row's payload is equal: a row they do not pass is rechecked through `payload` before it is reported.
+    canonical_sql: Callable[[object], str | None] | None = None
+    raw_reader: Callable[[object], tuple[tuple[str, ...], Callable[[tuple], str]]] | None = None
 
 
 _REGISTRY: dict[str, LedgeredModel] = {}
 
 
-def register(model: type, fields: tuple[str, ...], payload: Callable[[tuple], dict]) -> None:
+def register(
+    model: type,
+    fields: tuple[str, ...],
+    payload: Callable[[tuple], dict],
+    *,
+    canonical_sql: Callable[[object], str | None] | None = None,
+    raw_reader: Callable[[object], tuple] | None = None,
+) -> None:
     object_type = model._meta.object_name
-    _REGISTRY[object_type] = LedgeredModel(model, object_type, fields, payload)
+    _REGISTRY[object_type] = LedgeredModel(model, object_type, fields, payload, canonical_sql, raw_reader)
 
 
 def ledgered_models() -> list[LedgeredModel]:
@@ -44,6 +57,21 @@ def apply_entry(origin: str, entry: dict) -> bool:
     return applier(origin, entry)
 
 
+# One applier for a whole segment (records registers one): the same rule in a few queries.
+_BATCH_APPLIER: list[Callable[[str, list[dict]], int]] = []
+
+
+def register_batch_applier(applier: Callable[[str, list[dict]], int]) -> None:
+    _BATCH_APPLIER[:] = [applier]
+
+
+def apply_entries(origin: str, entries: list[dict]) -> int:
+    """Apply a segment's fresh entries to their records; returns how many must wait for a parent."""
+    if _BATCH_APPLIER:
+        return _BATCH_APPLIER[0](origin, entries)
+    return sum(0 if apply_entry(origin, entry) else 1 for entry in entries)
+
+
 _RETRIERS: list[Callable[[], int]] = []
 
 
@@ -54,3 +82,21 @@ def register_retrier(retrier: Callable[[], int]) -> None:
 
 def retry_pending_applies() -> int:
     return sum(retrier() for retrier in _RETRIERS)
+
+
+# Logs held only in part (another app keeps the inclusion proof of each entry): origin -> a verifier
+# returning (entries, checkpoints, [(problem kind, index, detail)]). `ledger verify` calls it in place
+# of the full recomputation, which a log with gaps cannot pass.
+_PARTIAL_LOGS: list[Callable[[], dict[str, Callable[[str], tuple]]]] = []
+
+
+def register_partial_logs(provider: Callable[[], dict[str, Callable[[str], tuple]]]) -> None:
+    if provider not in _PARTIAL_LOGS:
+        _PARTIAL_LOGS.append(provider)
+
+
+def partial_log_verifiers() -> dict[str, Callable[[str], tuple]]:
+    verifiers: dict[str, Callable[[str], tuple]] = {}
+    for provider in _PARTIAL_LOGS:
+        verifiers.update(provider())
+    return verifiers

@@ -2,10 +2,12 @@
 
 import json
 import time
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from . import hlc, merkle, note
 from .canonical import canonical_json
@@ -41,10 +43,9 @@ def _frontier_positions(size: int) -> list[tuple[int, int]]:
     return [(level, (size >> level) - 1) for level in reversed(range(size.bit_length())) if size >> level & 1]
 
 
-def _frontier_from_head(head: LogHead) -> dict[tuple[int, int], bytes] | None:
+def _frontier_from_blob(size: int, blob: bytes) -> dict[tuple[int, int], bytes] | None:
     """The frontier cached on the (locked) head row; None if absent or not of this size's shape."""
-    positions = _frontier_positions(head.size)
-    blob = bytes(head.frontier or b"")
+    positions = _frontier_positions(size)
     if len(blob) != 32 * len(positions):
         return None
     return {position: blob[32 * i : 32 * (i + 1)] for i, position in enumerate(positions)}
@@ -80,79 +81,156 @@ def _frontier(origin: str, size: int) -> dict[tuple[int, int], bytes]:
     return found
 
 
+_OBJECT_ID = Entry._meta.get_field("object_id")
+
+
 @dataclass(frozen=True)
 class PendingEntry:
     kind: str
     object_type: str
     object_id: object
-    payload: dict
+    payload: dict | None
     author: str
+    # The payload's canonical JSON when the caller already has it (records.canonical.record_payload_text):
+    # it must be exactly canonical_json(payload), which then is not computed again.
+    payload_text: str | None = None
 
 
-def append_many(items: list[PendingEntry]) -> list[Entry]:
+def _insert_rows(cursor, model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One executemany of plain values: the ORM's per-field preparation of bulk_create cost more than
+    the rows themselves on the write path. Callers pass values already in the backend's form."""
+    quote = cursor.db.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
+    cursor.executemany(sql, rows)
+
+
+_ENTRY_COLUMNS = (
+    *("origin", "index", "kind", "object_type", "object_id"),
+    *("payload", "author", "hlc", "leaf_hash", "created_at"),
+)
+_TREE_NODE_COLUMNS = ("origin", "level", "index", "hash")
+
+
+def _lock_head(cursor, origin: str) -> tuple[int, int, bytes] | None:
+    """(size, last_hlc, frontier) of the origin's head row, locked until the transaction ends (on SQLite
+    the IMMEDIATE transaction already holds the database's write lock)."""
+    quote = cursor.db.ops.quote_name
+    lock = " FOR UPDATE" if cursor.db.features.has_select_for_update else ""
+    cursor.execute(
+        f"SELECT {quote('size')}, {quote('last_hlc')}, {quote('frontier')} "  # noqa: S608
+        f"FROM {quote(LogHead._meta.db_table)} WHERE {quote('origin')} = %s{lock}",
+        [origin],
+    )
+    row = cursor.fetchone()
+    return None if row is None else (row[0], row[1], bytes(row[2] or b""))
+
+
+@dataclass(frozen=True, slots=True)
+class AppendedEntry:
+    """What append wrote: the Entry row's fields (building model instances cost more than the insert)."""
+
+    origin: str
+    index: int
+    kind: str
+    object_type: str
+    object_id: uuid.UUID
+    payload: str
+    author: str
+    hlc: int
+    leaf_hash: bytes
+
+
+def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
     """Append entries to this node's log, in order. Must run inside the transaction that changes the
     records, so rows and entries commit (or vanish) together. The log head row is locked for the
     whole batch, so concurrent writers queue and indexes never gap or repeat."""
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("ledger.append must run inside the record's transaction")
     if not items:
         return []
     from .selectors import self_node_id
 
     origin = self_node_id()
-    head = LogHead.objects.select_for_update().filter(origin=origin).first()
-    if head is None:
-        ensure_self_node()
-        head = LogHead.objects.select_for_update().get(origin=origin)
-    known = _frontier_from_head(head)
-    if known is None:  # no cached frontier yet (an old row): read it from the stored subtrees once
-        known = _frontier(origin, head.size)
-    now_ms = int(time.time() * 1000)
-    stamp, index = head.last_hlc, head.size
-    entries, nodes = [], []
-    for item in items:
-        stamp = hlc.tick(stamp, now_ms)
-        payload_text = canonical_json(item.payload).decode("utf-8")
-        leaf = merkle.leaf_hash(
-            entry_bytes_from_parts(
-                origin,
-                index,
-                item.kind,
-                item.object_type,
-                str(item.object_id),
-                payload_text,
-                item.author,
-                stamp,
+    with connection.cursor() as cursor:
+        head = _lock_head(cursor, origin)
+        if head is None:
+            ensure_self_node()
+            head = _lock_head(cursor, origin)
+        size, stamp, frontier_blob = head
+        known = _frontier_from_blob(size, frontier_blob)
+        if known is None:  # no cached frontier yet (an old row): read it from the stored subtrees once
+            known = _frontier(origin, size)
+        now_ms = int(time.time() * 1000)
+        created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+        index = size
+        entries, entry_rows, node_rows = [], [], []
+        for item in items:
+            stamp = hlc.tick(stamp, now_ms)
+            payload_text = item.payload_text or canonical_json(item.payload).decode("utf-8")
+            object_id = _OBJECT_ID.to_python(item.object_id)
+            leaf = merkle.leaf_hash(
+                entry_bytes_from_parts(
+                    origin,
+                    index,
+                    item.kind,
+                    item.object_type,
+                    str(object_id),
+                    payload_text,
+                    item.author,
+                    stamp,
+                )
             )
-        )
-        entries.append(
-            Entry(
-                origin=origin,
-                index=index,
-                kind=item.kind,
-                object_type=item.object_type,
-                object_id=item.object_id,
-                payload=payload_text,
-                author=item.author,
-                hlc=stamp,
-                leaf_hash=leaf,
+            entries.append(
+                AppendedEntry(
+                    origin,
+                    index,
+                    item.kind,
+                    item.object_type,
+                    object_id,
+                    payload_text,
+                    item.author,
+                    stamp,
+                    leaf,
+                )
             )
+            entry_rows.append(
+                (
+                    origin,
+                    index,
+                    item.kind,
+                    item.object_type,
+                    _OBJECT_ID.get_db_prep_value(object_id, connection),
+                    payload_text,
+                    item.author,
+                    stamp,
+                    leaf,
+                    created_at,
+                )
+            )
+            for level, position, digest in merkle.nodes_completed_by_append(
+                index, leaf, lambda lv, i: known[lv, i]
+            ):
+                known[level, position] = digest
+                if level > 0:  # leaves are stored once, in Entry.leaf_hash
+                    node_rows.append((origin, level, position, digest))
+            index += 1
+        _insert_rows(cursor, Entry, _ENTRY_COLUMNS, entry_rows)
+        if node_rows:
+            _insert_rows(cursor, TreeNode, _TREE_NODE_COLUMNS, node_rows)
+        quote = connection.ops.quote_name
+        cursor.execute(
+            f"UPDATE {quote(LogHead._meta.db_table)} SET {quote('size')} = %s, {quote('last_hlc')} = %s, "  # noqa: S608
+            f"{quote('frontier')} = %s WHERE {quote('origin')} = %s",
+            [index, stamp, _frontier_blob(index, known), origin],
         )
-        for level, position, digest in merkle.nodes_completed_by_append(
-            index, leaf, lambda lv, i: known[lv, i]
-        ):
-            known[level, position] = digest
-            if level > 0:  # leaves are stored once, in Entry.leaf_hash
-                nodes.append(TreeNode(origin=origin, level=level, index=position, hash=digest))
-        index += 1
-    Entry.objects.bulk_create(entries)
-    TreeNode.objects.bulk_create(nodes)
-    head.size, head.last_hlc, head.frontier = index, stamp, _frontier_blob(index, known)
-    head.save(update_fields=["size", "last_hlc", "frontier"])
     return entries
 
 
-def append(*, kind: str, object_type: str, object_id, payload: dict, author: str) -> Entry:
+def append(*, kind: str, object_type: str, object_id, payload: dict, author: str) -> AppendedEntry:
     return append_many([PendingEntry(kind, object_type, object_id, payload, author)])[0]
 
 

@@ -8,11 +8,11 @@ class RecordsConfig(AppConfig):
     def ready(self):
         from functools import partial
 
-        from ledger.registry import register, register_applier, register_retrier
+        from ledger.registry import register, register_applier, register_batch_applier, register_retrier
 
         from . import models
-        from .canonical import attnames, payload_from_values
-        from .replication import make_applier, retry_pending
+        from .canonical import attnames, canonical_sql, payload_from_values, raw_payload_reader
+        from .replication import apply_batch, make_applier, retry_pending
 
         for model in (
             models.Patient,
@@ -25,6 +25,13 @@ class RecordsConfig(AppConfig):
         ):
             fields = attnames(model)
             assert fields[0] == "id", "verify merge-joins rows by their first field, the primary key"
-            register(model, fields, partial(payload_from_values, model))
+            register(
+                model,
+                fields,
+                partial(payload_from_values, model),
+                canonical_sql=partial(canonical_sql, model),
+                raw_reader=partial(raw_payload_reader, model),
+            )
             register_applier(model._meta.object_name, make_applier(model))
         register_retrier(retry_pending)
+        register_batch_applier(apply_batch)

@@ -9,6 +9,7 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from functools import cache, partial
+from json.encoder import encode_basestring
 
 from django.db import models
 
@@ -67,6 +68,44 @@ def record_payload(obj: models.Model) -> dict:
     return payload
 
 
+def _json_of(value) -> str:
+    # What json.dumps(..., ensure_ascii=False) writes for a plain value (choices are str/int subclasses).
+    if isinstance(value, str):
+        return encode_basestring(value)
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    raise TypeError(f"no canonical form for {type(value).__name__}")
+
+
+@cache
+def _text_steps(model: type) -> tuple[tuple[str, str, object], ...]:
+    """(attname, '{"key":' or ',"key":', converter to str or None for plain values), in key order."""
+    steps = []
+    for n, (attname, convert) in enumerate(sorted(_converters(model))):
+        plain = isinstance(convert, partial) and convert.func is _plain
+        steps.append(
+            (attname, ("{" if n == 0 else ",") + encode_basestring(attname) + ":", None if plain else convert)
+        )
+    return tuple(steps)
+
+
+def record_payload_text(obj: models.Model) -> str:
+    """canonical_json(record_payload(obj)), byte for byte, without building the dict: the write path."""
+    parts = []
+    for attname, key, convert in _text_steps(type(obj)):
+        value = getattr(obj, attname)
+        if value is None:
+            parts.append(key + "null")
+        elif convert is None:
+            parts.append(key + _json_of(value))
+        else:  # every converter returns a string
+            parts.append(key + encode_basestring(convert(value)))
+    parts.append("}")
+    return "".join(parts)
+
+
 def attnames(model: type) -> tuple[str, ...]:
     return tuple(attname for attname, _ in _converters(model))
 
@@ -81,3 +120,108 @@ def payload_from_values(model: type, values: tuple) -> dict:
 
 def object_type(obj_or_model) -> str:
     return obj_or_model._meta.object_name
+
+
+# --- the same canonical text straight from raw database rows (ledger verify's hot loop) -------------------
+
+
+class NotFast(ValueError):
+    """A raw value the fast path does not map with certainty; the caller recomputes through the ORM."""
+
+
+def _json_scalar(value) -> str:
+    # Exactly what json.dumps(..., ensure_ascii=False) writes for these exact types.
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    raise NotFast(kind.__name__)
+
+
+def _exact(convert, backend_converters, expression, connection, value) -> str:
+    for backend_convert in backend_converters:
+        value = backend_convert(value, expression, connection)
+    return "null" if value is None else _json_scalar(convert(value))
+
+
+def raw_payload_reader(model: type, connection) -> tuple[tuple[str, ...], object]:
+    """(SQL expressions of the row's columns, with `{alias}` for the table alias; function mapping the
+    raw row read with them to the canonical JSON text of record_payload), for backends without
+    canonical_sql. Only the backend's converters run, no model instances. A result equal to the ledgered
+    text proves the row equal; a different one (or NotFast) makes the caller recheck through the ORM."""
+    quote = connection.ops.quote_name
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    expressions, readers = [], []
+    for attname, convert in _converters(model):
+        field = fields[attname]
+        column = f"{{alias}}.{quote(field.column)}"
+        expression = field.get_col(model._meta.db_table)
+        backend = connection.ops.get_db_converters(expression) + field.get_db_converters(connection)
+        if isinstance(field, models.BooleanField) or (
+            not backend and isinstance(convert, partial) and convert.func is _plain
+        ):
+            read = _json_scalar  # a SQLite bool arrives as True/False (Django registers its converter)
+        else:
+            read = partial(_exact, convert, tuple(backend), expression, connection)
+        expressions.append(column)
+        readers.append((attname, read))
+    order = sorted(range(len(readers)), key=lambda i: readers[i][0])
+    keys = [("{" if n == 0 else ",") + encode_basestring(readers[i][0]) + ":" for n, i in enumerate(order)]
+    steps = [(i, key, readers[i][1]) for i, key in zip(order, keys, strict=True)]
+
+    def text(row: tuple) -> str:
+        return "".join([key + read(row[i]) for i, key, read in steps]) + "}"
+
+    return tuple(expressions), text
+
+
+def _sqlite_json(field: models.Field, quantum, column: str) -> str:
+    """A SQLite expression giving the field's canonical JSON value, or NULL whenever the stored value is
+    not in the exact form the app writes (the row is then rechecked in Python, never silently passed)."""
+    c = column
+    null = f"WHEN {c} IS NULL THEN 'null'"
+    if isinstance(field, models.DecimalField):
+        places = field.decimal_places
+        return (
+            f"CASE {null} WHEN typeof({c}) IN ('integer', 'real') AND {c} = round({c}, {places}) "
+            f"THEN json_quote(printf('%%.{places}f', {c})) END"
+        )
+    if isinstance(field, models.DateTimeField):  # stored "YYYY-MM-DD HH:MM:SS[.ffffff]", naive UTC
+        return f"CASE {null} WHEN typeof({c}) = 'text' THEN json_quote(replace({c}, ' ', 'T') || 'Z') END"
+    if isinstance(field, models.UUIDField) or field.is_relation:  # stored as 32 lower-case hex digits
+        dashed = "||'-'||".join(
+            f"substr({c}, {a}, {n})" for a, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+        )
+        return f"CASE {null} WHEN typeof({c}) = 'text' AND length({c}) = 32 THEN json_quote({dashed}) END"
+    if isinstance(field, models.BooleanField):
+        return (
+            f"CASE {null} WHEN typeof({c}) = 'integer' AND {c} = 1 THEN 'true' "
+            f"WHEN typeof({c}) = 'integer' AND {c} = 0 THEN 'false' END"
+        )
+    if isinstance(field, models.IntegerField):
+        return f"CASE {null} WHEN typeof({c}) = 'integer' THEN CAST({c} AS TEXT) END"
+    if isinstance(field, (models.CharField, models.TextField, models.DateField, models.FileField)):
+        return f"CASE {null} WHEN typeof({c}) = 'text' THEN json_quote({c}) END"
+    return "NULL"
+
+
+def canonical_sql(model: type, connection) -> str | None:
+    """A SQL expression whose value is the canonical JSON text of the row, byte for byte what
+    canonical_json(record_payload(row)) gives, or NULL when unsure; None if the backend has no such
+    expression. Lets `ledger verify` compare rows inside the database. `{alias}` stands for the table
+    alias, and percent signs are doubled (it goes into a query run with parameters)."""
+    if connection.vendor != "sqlite":
+        return None
+    quote = connection.ops.quote_name
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    parts = []
+    for n, attname in enumerate(sorted(fields)):
+        key = ("{" if n == 0 else ",") + encode_basestring(attname) + ":"
+        column = f"{{alias}}.{quote(fields[attname].column)}"
+        parts.append(f"'{key}' || ({_sqlite_json(fields[attname], None, column)})")
+    return "(" + " || ".join(parts) + " || '}')"

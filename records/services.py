@@ -4,9 +4,11 @@ entry per changed object in the same transaction, so no record change can bypass
 
 import datetime as dt
 import hashlib
+import json
 import mimetypes
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cache
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,7 +19,7 @@ from django.utils import timezone
 from ledger import services as ledger_services
 from ledger.selectors import self_node_id, self_node_prefix
 
-from .canonical import object_type, record_payload
+from .canonical import object_type, record_payload_text
 from .codes import OBSERVATION_KINDS, QUALITATIVE_LABS, icd10_codes
 from .models import (
     Attachment,
@@ -37,17 +39,29 @@ IMAGE_MEDIA_TYPES = {"image/png", "image/tiff", "application/dicom", "image/jpeg
 
 
 def _ledger(obj, *, kind: str, author: str, batch: list | None = None) -> None:
-    pending = ledger_services.PendingEntry(kind, object_type(obj), obj.pk, record_payload(obj), author)
+    pending = ledger_services.PendingEntry(
+        kind, object_type(obj), obj.pk, None, author, payload_text=record_payload_text(obj)
+    )
     if batch is None:
         ledger_services.append_many([pending])
     else:
         batch.append(pending)
 
 
-def _validate(obj) -> None:
+# Set by _stamp_new from the server's own clock and identity, never from input.
+_STAMPED_FIELDS = ("origin", "created_at", "updated_at", "version")
+
+
+def _validate(obj, *, trusted: tuple[str, ...] = ()) -> None:
     # Field validation only: foreign keys were just read by the caller and uniqueness is the
-    # database's job, so full_clean's extra queries per row would be pure cost.
-    obj.clean_fields(exclude=[f.name for f in obj._meta.concrete_fields if f.is_relation])
+    # database's job, so full_clean's extra queries per row would be pure cost; so would re-checking
+    # the `trusted` fields this module has just set itself.
+    obj.clean_fields(exclude=[*_relation_fields(type(obj)), *trusted])
+
+
+@cache
+def _relation_fields(model: type) -> tuple[str, ...]:
+    return tuple(f.name for f in model._meta.concrete_fields if f.is_relation)
 
 
 def _stamp_new(obj, created_at: dt.datetime | None = None) -> None:
@@ -68,7 +82,8 @@ def _save_new(
     if record_id is not None:
         obj.id = record_id
     _stamp_new(obj, created_at)
-    _validate(obj)
+    # A generated id is a fresh UUID; an imported one (record_id) is checked like any input.
+    _validate(obj, trusted=_STAMPED_FIELDS if record_id is not None else ("id", *_STAMPED_FIELDS))
     obj.save(force_insert=True)
     _ledger(obj, kind="create", author=author, batch=batch)
     return obj
@@ -579,3 +594,31 @@ def correct_record(*, obj, author: str, **changes):
     if getattr(obj, "started_at", None) and obj.started_at > timezone.now() + dt.timedelta(minutes=5):
         raise ValidationError({"started_at": "An encounter cannot be in the future."})
     return record_update(obj, author=author)
+
+
+# Fields a conflict resolution may set: everything but identity and bookkeeping (and derived search text).
+_NOT_RESOLVABLE = {"id", "origin", "created_at", "updated_at", "version", "search_name"}
+
+
+@transaction.atomic
+def resolve_conflict(*, obj, author: str, values: dict[str, str]):
+    """A clinician's answer to a sync conflict: the chosen (or newly entered) value of each disputed
+    field, written as a new version (kind "resolve") numbered above every version the ledger holds of
+    the record, so every node that receives it sees the conflict settled."""
+    from ledger.models import Entry
+
+    model = type(obj)
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    unknown = set(values) - (set(fields) - _NOT_RESOLVABLE)
+    if unknown:
+        raise ValidationError(f"cannot set {', '.join(sorted(unknown))} of a {model.__name__}")
+    obj = model.objects.select_for_update().get(pk=obj.pk)
+    for name, text in values.items():
+        field = fields[name]
+        value = None if text in (None, "") and field.null else field.to_python(text)
+        setattr(obj, name, value.strip() if isinstance(value, str) else value)
+    if isinstance(obj, Patient):
+        obj.search_name = fold(f"{obj.given_name} {obj.family_name}")
+    payloads = Entry.objects.filter(object_id=obj.pk).values_list("payload", flat=True)
+    obj.version = max([obj.version] + [json.loads(p).get("version", 0) for p in payloads])
+    return record_update(obj, author=author, kind="resolve")

@@ -4,3 +4,10 @@ from django.apps import AppConfig
 class SyncConfig(AppConfig):
     name = "sync"
     verbose_name = "Node-to-node sync"
+
+    def ready(self):
+        from ledger.registry import register_partial_logs
+
+        from .partial import partial_verifiers
+
+        register_partial_logs(partial_verifiers)

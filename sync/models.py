@@ -26,6 +26,9 @@ class Peer(models.Model):
     revoked = models.BooleanField(default=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
     pairing = models.CharField(max_length=12, choices=Pairing.choices, default=Pairing.REGISTERED)
+    partial = models.BooleanField(
+        default=False, help_text="pull from this parent only the entries about the patients we serve"
+    )
     paired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -103,3 +106,55 @@ class MirroredProof(models.Model):
     proof = models.TextField(help_text="canonical JSON of the share, as its origin stored it")
     received_from = models.CharField(max_length=64)
     received_at = models.DateTimeField(auto_now_add=True)
+
+
+class ServedPatient(models.Model):
+    """A patient referred to a child node: the parent sends that child every entry about the patient
+    (besides those about patients registered there). Sync-side, like the peer list: which entries a
+    child is sent is the parent's choice; what makes the partial copy trustworthy is the inclusion
+    proof that travels with each entry, not this list."""
+
+    peer = models.ForeignKey(Peer, on_delete=models.CASCADE, related_name="served")
+    patient_id = models.UUIDField()
+    referred_by = models.CharField(max_length=150)
+    referred_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["peer", "patient_id"], name="served_once")]
+
+
+class PartialProof(models.Model):
+    """Why an entry of a log we mirror only in part can be trusted: its inclusion proof in a signed
+    checkpoint of its origin (ledger.Checkpoint). `ledger verify` re-checks every one."""
+
+    origin = models.CharField(max_length=64)
+    index = models.PositiveBigIntegerField()
+    checkpoint_size = models.PositiveBigIntegerField()
+    proof = models.TextField(help_text="inclusion proof hashes, base64, space-separated")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["origin", "index"], name="partial_proof_entry")]
+
+
+class RecordConflict(models.Model):
+    """A record edited on two nodes without either seeing the other's change. The row shows the
+    version that wins everywhere (hlc, origin, index); the others' values are kept here (and in their
+    ledger entries) for a clinician to review. Derived from the entries alone, so every node that
+    holds the same entries flags (and clears) the same conflicts."""
+
+    object_type = models.CharField(max_length=32)
+    object_id = models.UUIDField(unique=True)
+    patient_id = models.UUIDField(null=True, blank=True, db_index=True)
+    fields = models.JSONField(default=list, help_text="names of the fields the versions disagree on")
+    versions = models.JSONField(
+        default=list, help_text="[{origin, index, hlc, author, kind, winner, values}] of the competing heads"
+    )
+    open = models.BooleanField(default=True, db_index=True)
+    detected_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    resolved_by_entry = models.CharField(
+        max_length=96, blank=True, help_text="origin#index of the resolution"
+    )
+
+    class Meta:
+        ordering = ["-updated_at"]

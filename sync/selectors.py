@@ -3,14 +3,14 @@
 import bisect
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Count, Max, Sum
 
 from ledger import bundle as ledger_bundle
 from ledger import selectors as ledger_selectors
 from ledger.models import Checkpoint, Entry, LogHead, Node
 
 from . import wire
-from .models import ForkEvidence, MirroredProof, Peer, SyncState
+from .models import ForkEvidence, MirroredProof, Peer, RecordConflict, SyncState
 
 
 def version_vector() -> dict[str, dict]:
@@ -178,6 +178,7 @@ def peer_facts(peer: Peer, ours: dict | None = None) -> dict:
         "role": peer.role,
         "revoked": peer.revoked,
         "pairing": peer.pairing,
+        "partial": peer.partial,
         "last_contact": None,
         "last_attempt": None,
         "last_success": None,
@@ -195,9 +196,10 @@ def peer_facts(peer: Peer, ours: dict | None = None) -> dict:
         "forks": ForkEvidence.objects.filter(peer=peer, resolved=False).count(),
     }
     if state is not None:
-        behind, ahead = lag(
-            ours, state.peer_sizes, self_id=ledger_selectors.self_node_id(), peer_id=peer.node_id
-        )
+        seen = state.peer_sizes
+        if peer.partial:  # logs we take in part from this parent are not "behind"
+            seen = {origin: have for origin, have in seen.items() if origin in ours}
+        behind, ahead = lag(ours, seen, self_id=ledger_selectors.self_node_id(), peer_id=peer.node_id)
         facts.update(
             last_contact=_iso(state.last_contact_at),
             last_attempt=_iso(state.last_attempt_at),
@@ -237,3 +239,92 @@ def status() -> dict:
         "forks": forks,
         "unresolved_forks": ForkEvidence.objects.filter(resolved=False).count(),
     }
+
+
+def network_nodes() -> list[dict]:
+    """Every node this one knows (itself, each origin whose log it holds, each registered peer) with
+    tier, sync facts, pairing and revocation: the audit console's network page. A fixed number of
+    queries whatever the number of nodes."""
+    ours = version_vector()
+    self_id = ledger_selectors.self_node_id()
+    sizes = dict(LogHead.objects.values_list("origin", "size"))
+    peers = {p.node_id: p for p in Peer.objects.all()}
+    states = {s.peer_id: s for s in SyncState.objects.filter(peer__in=peers.values())}
+    forks = dict(
+        ForkEvidence.objects.filter(resolved=False, peer__isnull=False)
+        .values("peer_id")
+        .annotate(n=Count("id"))
+        .values_list("peer_id", "n")
+    )
+    nodes = {n.node_id: n for n in Node.objects.all()}
+    rows = []
+    for node_id in sorted(set(nodes) | set(peers), key=lambda k: (k != self_id, k)):
+        node, peer = nodes.get(node_id), peers.get(node_id)
+        state = states.get(peer.pk) if peer else None
+        row = {
+            "node_id": node_id,
+            "tier": (peer.tier if peer else node.tier) if (peer or node) else "",
+            "is_self": node_id == self_id,
+            "role": peer.role if peer else "",
+            "pairing": peer.get_pairing_display() if peer else "",
+            "paired": bool(peer and peer.pairing == Peer.Pairing.CONFIRMED),
+            "revoked": bool((peer and peer.revoked) or (node and node.revoked)),
+            "url": (peer.url if peer else node.url) if (peer or node) else "",
+            "entries_held": sizes.get(node_id, 0),
+            "last_success": state.last_success_at if state else None,
+            "last_error": state.last_error if state else "",
+            "failures": state.rounds_failed if state else 0,
+            "rounds": state.rounds if state else 0,
+            "bytes_moved": (state.bytes_sent + state.bytes_received) if state else 0,
+            "lag_entries": None,
+            "forks": forks.get(peer.pk, 0) if peer else 0,
+        }
+        if state is not None and state.peer_sizes_at:
+            row["lag_entries"] = lag(ours, state.peer_sizes, self_id=self_id, peer_id=node_id)[0]
+        rows.append(row)
+    return rows
+
+
+def mirrored_work_by_checkpoint(checkpoint_ids: list[int]) -> dict[int, dict]:
+    """checkpoint id -> {proofs, work} of shares mirrored from other nodes' miners, one grouped query."""
+    rows = (
+        MirroredProof.objects.filter(checkpoint_id__in=checkpoint_ids)
+        .values("checkpoint_id")
+        .annotate(proofs=Count("id"), work=Sum("work"))
+    )
+    return {r["checkpoint_id"]: {"proofs": r["proofs"], "work": r["work"] or 0} for r in rows}
+
+
+# --- conflicts for clinicians ---------------------------------------------------------------------
+
+
+def open_conflicts(*, patient_id=None, limit: int = 200) -> list[RecordConflict]:
+    """Open conflicts, newest first, each with .patient (or None when that patient is not held here)."""
+    from records.models import Patient
+
+    rows = RecordConflict.objects.filter(open=True)
+    if patient_id is not None:
+        rows = rows.filter(patient_id=patient_id)
+    conflicts = list(rows[:limit])
+    patients = Patient.objects.in_bulk({c.patient_id for c in conflicts if c.patient_id})
+    for conflict in conflicts:
+        conflict.patient = patients.get(conflict.patient_id)
+    return conflicts
+
+
+def get_conflict(conflict_id: int) -> RecordConflict:
+    return RecordConflict.objects.get(pk=conflict_id)
+
+
+def choices(conflict: RecordConflict) -> list[dict]:
+    """Per disputed field: the distinct values its versions hold, the row's (winning) value first."""
+    fields = []
+    for name in conflict.fields:
+        values = []
+        for version in conflict.versions:
+            value = version["values"].get(name)
+            shown = "" if value is None else str(value)
+            if shown not in [v["value"] for v in values]:
+                values.append({"value": shown, "origin": version["origin"], "author": version["author"]})
+        fields.append({"name": name, "values": values})
+    return fields

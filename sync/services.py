@@ -10,6 +10,7 @@ so a round cut off half-way keeps what it finished and the next round starts fro
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import random
@@ -33,7 +34,8 @@ from ledger import services as ledger_services
 from ledger.models import Checkpoint
 from siliconhealth.tiers import PROFILES
 
-from . import selectors, wire
+from . import partial, selectors, wire
+from .conflicts import refresh_conflicts
 from .models import ForkEvidence, MirroredProof, Peer, SeenNonce, SyncState
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,17 @@ def _identity():
     return ledger_selectors.node_identity()
 
 
-def add_peer(*, node_id: str, public_key: str, tier: str, url: str = "", role: str = Peer.Role.PEER) -> Peer:
-    """Register (or update the address, tier and role of) a peer from its `node info --json`."""
+def add_peer(
+    *,
+    node_id: str,
+    public_key: str,
+    tier: str,
+    url: str = "",
+    role: str = Peer.Role.PEER,
+    partial: bool = False,
+) -> Peer:
+    """Register (or update the address, tier and role of) a peer from its `node info --json`.
+    `partial` (for a parent): pull from it only the entries about the patients this node serves."""
     try:
         wire.check_node_id(node_id, public_key)
     except wire.WireError as error:
@@ -104,15 +115,18 @@ def add_peer(*, node_id: str, public_key: str, tier: str, url: str = "", role: s
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SyncError(f"{url!r} is not an http(s) URL")
+    if partial and role != Peer.Role.PARENT:
+        raise SyncError("only a parent can be mirrored in part (--partial needs --role parent)")
     peer, created = Peer.objects.get_or_create(
-        node_id=node_id, defaults={"public_key": public_key, "tier": tier, "url": url, "role": role}
+        node_id=node_id,
+        defaults={"public_key": public_key, "tier": tier, "url": url, "role": role, "partial": partial},
     )
     if not created:
         if peer.revoked:
             raise SyncError(f"{node_id} was revoked; a revoked node stays revoked")
-        peer.tier, peer.role = tier, role
+        peer.tier, peer.role, peer.partial = tier, role, partial
         peer.url = url or peer.url
-        peer.save(update_fields=["tier", "role", "url"])
+        peer.save(update_fields=["tier", "role", "url", "partial"])
     SyncState.objects.get_or_create(peer=peer)
     return peer
 
@@ -195,7 +209,29 @@ def keep_evidence(fork: ForkRefused, *, peer: Peer | None, source: str) -> ForkE
         defaults={"reason": str(fork), "source": source[:255], "proof": fork.proof},
     )
     log.error("fork of %s presented by %s: %s", fork.origin, source, fork)
+    _alert_fork(evidence)
     return evidence
+
+
+def _alert_fork(evidence: ForkEvidence) -> None:
+    """The audit console's alert for a fork: one per pair of checkpoints, touched when seen again."""
+    from audit.services import raise_alert  # late: the audit app reads sync, not the other way round
+
+    pair = hashlib.sha256(f"{evidence.our_note}\n{evidence.their_note}".encode()).hexdigest()[:32]
+    raise_alert(
+        kind="fork",
+        fingerprint=f"fork:{evidence.origin}:{pair}",
+        title=f"Fork of the log of {evidence.origin} presented by {evidence.source}"[:300],
+        evidence={
+            "origin": evidence.origin,
+            "source": evidence.source,
+            "reason": evidence.reason,
+            "our_checkpoint": evidence.our_note,
+            "their_checkpoint": evidence.their_note,
+            "consistency_proof": evidence.proof,
+            "fork_evidence_id": evidence.pk,
+        },
+    )
 
 
 def _store_proofs(checked: wire.CheckedBatch, source: str) -> None:
@@ -261,6 +297,8 @@ def apply_checked(checked: wire.CheckedBatch, *, source: str) -> Applied:
                 checkpoint_note=checked.checkpoint,
             )
             _store_proofs(checked, source)
+            if result.applied:  # the fresh entries are the batch's tail
+                refresh_conflicts(e["id"] for e in checked.entries[len(checked.entries) - result.applied :])
     except ledger_services.ForkDetected as fork:
         raise ForkRefused(
             str(fork), origin=checked.origin, our_note=fork.our_note, their_note=fork.their_note
@@ -368,6 +406,7 @@ HANDLERS: dict[str, Callable[[Peer, object], dict]] = {
     "sizes": handle_sizes,
     "pull": handle_pull,
     "push": handle_push,
+    "served": partial.handle_served,
 }
 
 
@@ -573,8 +612,17 @@ def _round(peer: Peer, client: PeerClient, result: RoundResult, *, max_entries, 
     source = f"peer {peer.node_id}"
     refused: set[str] = set(selectors.blocked_origins(peer))
 
-    # Pull: what the peer has checkpointed beyond what we hold.
-    while True:
+    # Pull: from a parent we mirror in part, only the entries about our patients (with proofs);
+    # otherwise what the peer has checkpointed beyond what we hold.
+    if peer.partial:
+        try:
+            new, groups, problems = partial.pull_served(peer, client, max_entries=max_entries, say=say)
+        except (wire.WireError, partial.PartialRefused) as error:
+            raise Refused(f"{peer.node_id}: {error}") from None
+        result.pulled += new
+        result.batches_pulled += groups
+        result.problems += problems
+    while not peer.partial:
         wanted = sorted(
             origin
             for origin, have in theirs.items()
@@ -649,9 +697,10 @@ def _round(peer: Peer, client: PeerClient, result: RoundResult, *, max_entries, 
             if throttle:
                 time.sleep(throttle)
     _record_peer_sizes(peer, theirs)
-    result.behind, result.ahead = selectors.lag(
-        selectors.version_vector(), theirs, self_id=self_id, peer_id=peer.node_id
-    )
+    ours = selectors.version_vector()
+    if peer.partial:  # logs we take in part from this parent are not "behind"
+        theirs = {origin: have for origin, have in theirs.items() if origin in ours}
+    result.behind, result.ahead = selectors.lag(ours, theirs, self_id=self_id, peer_id=peer.node_id)
 
 
 def sync_parent_if_due(*, force: bool = False) -> RoundResult | None:
@@ -660,7 +709,7 @@ def sync_parent_if_due(*, force: bool = False) -> RoundResult | None:
     if parent is None:
         return None
     state, _ = SyncState.objects.get_or_create(peer=parent)
-    interval = PROFILES[settings.TIER].sync_interval_seconds
+    interval = settings.PROFILE.sync_interval_seconds  # env overrides included
     if (
         not force
         and state.last_success_at

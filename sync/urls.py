@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import conflict_views, views
 
 app_name = "sync"
 
@@ -8,4 +8,8 @@ urlpatterns = [
     path("sizes", views.sizes, name="sizes"),
     path("pull", views.pull, name="pull"),
     path("push", views.push, name="push"),
+    path("served", views.served, name="served"),
+    path("conflicts/", conflict_views.conflict_list, name="conflicts"),
+    path("conflicts/<int:conflict_id>/", conflict_views.conflict_resolve, name="conflict"),
+    path("conflicts/patient/<uuid:patient_id>/", conflict_views.patient_conflicts, name="patient_conflicts"),
 ]

@@ -95,3 +95,4 @@ def _endpoint(name: str):
 sizes = _endpoint("sizes")
 pull = _endpoint("pull")
 push = _endpoint("push")
+served = _endpoint("served")

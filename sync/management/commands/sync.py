@@ -1,10 +1,11 @@
 import json
 import sys
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, OperationalError, ProgrammingError
 
-from sync import selectors, services
+from sync import partial, selectors, services
 from sync.models import Peer
 
 EXIT_PROBLEM, EXIT_CANNOT_RUN = 1, 2
@@ -28,6 +29,11 @@ class Command(BaseCommand):
         add.add_argument("--tier", required=True)
         add.add_argument("--url", default="")
         add.add_argument("--role", choices=Peer.Role.values, default=Peer.Role.PEER)
+        add.add_argument(
+            "--partial",
+            action="store_true",
+            help="(a parent) send us only the entries about the patients we serve, each with its proof",
+        )
         add.add_argument("--json", action="store_true")
         listing = peer_sub.add_parser("list", help="every registered peer")
         listing.add_argument("--json", action="store_true")
@@ -50,6 +56,11 @@ class Command(BaseCommand):
         imported.add_argument("file")
         imported.add_argument("--json", action="store_true")
 
+        refer = sub.add_parser("refer", help="send a child every entry about a patient from now on")
+        refer.add_argument("--patient", required=True, help="the patient's UUID")
+        refer.add_argument("--to", required=True, help="the child's node id or URL")
+        refer.add_argument("--json", action="store_true")
+
         status = sub.add_parser("status", help="last success, lag and bytes moved per peer; forks")
         status.add_argument("--json", action="store_true")
 
@@ -58,7 +69,7 @@ class Command(BaseCommand):
         action = options["action"] if options["action"] != "peers" else f"peers_{options['peer_action']}"
         try:
             return getattr(self, f"_{action}")(options)
-        except services.Refused as error:
+        except (services.Refused, partial.PartialRefused) as error:
             self._fail(EXIT_PROBLEM, str(error))
         except services.SyncError as error:
             self._fail(EXIT_CANNOT_RUN, str(error))
@@ -86,10 +97,26 @@ class Command(BaseCommand):
             tier=options["tier"],
             url=options["url"],
             role=options["role"],
+            partial=options["partial"],
         )
         facts = selectors.peer_facts(peer)
         self._out(
             {"ok": True, "peer": facts}, f"peer {peer.node_id} ({peer.role}, {peer.tier}) {peer.url or ''}"
+        )
+
+    def _refer(self, options):
+        peer = selectors.find_peer(options["to"])
+        if peer is None:
+            self._fail(EXIT_CANNOT_RUN, f"no peer {options['to']}; register it first with `sync peers add`")
+        try:
+            served = partial.refer_patient(
+                peer=peer, patient_id=options["patient"], referred_by="command line"
+            )
+        except ValidationError:
+            self._fail(EXIT_CANNOT_RUN, f"{options['patient']!r} is not a patient id (a UUID)")
+        self._out(
+            {"ok": True, "peer": peer.node_id, "patient": str(served.patient_id), "referral": served.pk},
+            f"patient {served.patient_id} referred to {peer.node_id}: its entries go there next round",
         )
 
     def _peers_list(self, options):

@@ -1,0 +1,137 @@
+"""Conflicts: concurrent edits of one record are flagged with the losing values kept, resolved by a
+new ledger entry, and the flag follows the entries (cleared wherever the resolution arrives)."""
+
+import copy
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from ledger.models import Entry
+from ledger.verification import verify_all
+from records import services as records_services
+from records.models import Patient
+from sync import conflicts, services
+from sync.models import RecordConflict
+
+from ..ledger.remote import RemoteNode
+from ..records import factories
+from .test_endpoints import as_batch
+
+
+def _head(origin, index, version, hlc, kind="update", **values):
+    payload = {"id": "x", "version": version, "updated_at": f"t{index}", "village": "Kibaoni", **values}
+    return {"origin": origin, "index": index, "hlc": hlc, "kind": kind, "author": "a", "payload": payload}
+
+
+def test_a_linear_history_is_no_conflict():
+    entries = [_head("A", 0, 1, 10, "create"), _head("B", 0, 2, 20, village="X"), _head("A", 1, 3, 30)]
+    assert conflicts.analyse(entries) is None
+
+
+def test_the_same_version_from_two_origins_with_other_values_is_a_conflict_keeping_the_loser():
+    entries = [
+        _head("A", 0, 1, 10, "create"),
+        _head("A", 1, 2, 30, village="Mji"),
+        _head("B", 0, 2, 20, village="Pwani"),
+    ]
+    found = conflicts.analyse(entries)
+    assert found["fields"] == ["village"]
+    winner, loser = found["versions"]
+    assert (winner["origin"], winner["winner"], winner["values"]) == ("A", True, {"village": "Mji"})
+    assert (loser["origin"], loser["winner"], loser["values"]) == ("B", False, {"village": "Pwani"})
+    # Whatever order a node received them in, the answer is the same.
+    assert conflicts.analyse(list(reversed(entries))) == found
+
+
+def test_the_same_change_on_two_nodes_is_no_conflict():
+    entries = [
+        _head("A", 0, 1, 10, "create"),
+        _head("A", 1, 2, 30, village="Mji"),
+        _head("B", 0, 2, 20, village="Mji"),
+    ]
+    assert conflicts.analyse(entries) is None
+
+
+def test_a_resolution_above_settles_and_a_concurrent_edit_at_its_version_reopens():
+    base = [
+        _head("A", 0, 1, 10, "create"),
+        _head("A", 1, 2, 30, village="Mji"),
+        _head("B", 0, 2, 20, village="Pwani"),
+    ]
+    resolved = [*base, _head("C", 0, 3, 40, "resolve", village="Pwani")]
+    assert conflicts.analyse(resolved) is None
+    reopened = [*resolved, _head("B", 1, 3, 35, village="Shamba")]
+    assert conflicts.analyse(reopened)["fields"] == ["village"]
+
+
+def _concurrent_edit(patient: Patient, remote: RemoteNode, *, village: str, hlc: int) -> None:
+    """The remote node edits `patient` from version 1, unaware of our edit."""
+    row = copy.copy(patient)
+    row.village, row.version = village, 2
+    remote.write(row, kind="update", hlc=hlc)
+
+
+@pytest.fixture
+def conflicted(db):
+    patient = factories.patient(village="Kibaoni")
+    records_services.update_patient(patient=patient, author="tester", village="Mjini")
+    ours = Entry.objects.filter(object_id=patient.pk).order_by("-index").first()
+    remote = RemoteNode()
+    _concurrent_edit(patient, remote, village="Pwani", hlc=ours.hlc + 1)  # theirs wins by clock
+    services.receive_batch(as_batch(remote), peer=None, source="test")
+    return patient, remote
+
+
+def test_a_concurrent_edit_received_by_sync_is_flagged_and_the_losing_value_kept(conflicted):
+    patient, remote = conflicted
+    patient.refresh_from_db()
+    assert patient.village == "Pwani"  # the deterministic winner is on the row
+    conflict = RecordConflict.objects.get(object_id=patient.pk)
+    assert conflict.open and conflict.fields == ["village"] and conflict.patient_id == patient.pk
+    losing = [v for v in conflict.versions if not v["winner"]]
+    assert [v["values"]["village"] for v in losing] == ["Mjini"]
+    assert verify_all().ok
+
+
+def test_resolving_writes_a_ledger_entry_and_clears_the_flag(conflicted):
+    patient, _ = conflicted
+    conflict = RecordConflict.objects.get(object_id=patient.pk)
+    before = Entry.objects.count()
+    conflicts.resolve(conflict=conflict, author="dr_a", values={"village": "Mjini Mpya"})
+    conflict.refresh_from_db()
+    assert not conflict.open and conflict.resolved_by_entry
+    entry = Entry.objects.filter(object_id=patient.pk).order_by("-hlc").first()
+    assert Entry.objects.count() == before + 1 and entry.kind == "resolve" and entry.author == "dr_a"
+    patient.refresh_from_db()
+    assert patient.village == "Mjini Mpya" and patient.version == 3
+    assert verify_all().ok
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [({}, "choose a value for village"), ({"village": "a", "phone": "1"}, "not in dispute")],
+)
+def test_a_resolution_must_answer_exactly_the_disputed_fields(conflicted, values, reason):
+    patient, _ = conflicted
+    conflict = RecordConflict.objects.get(object_id=patient.pk)
+    before = Entry.objects.count()
+    with pytest.raises(conflicts.ConflictError, match=reason):
+        conflicts.resolve(conflict=conflict, author="dr_a", values=values)
+    assert Entry.objects.count() == before and RecordConflict.objects.get(pk=conflict.pk).open
+
+
+def test_a_resolution_cannot_set_bookkeeping_fields(db):
+    patient = factories.patient()
+    with pytest.raises(ValidationError, match="cannot set"):
+        records_services.resolve_conflict(obj=patient, author="x", values={"version": "9"})
+
+
+def test_a_resolution_made_elsewhere_clears_the_flag_when_it_arrives(conflicted):
+    patient, remote = conflicted
+    settled = Patient.objects.get(pk=patient.pk)
+    settled.village, settled.version = "Katikati", 3
+    remote.write(settled, kind="resolve", hlc=remote.clock + 1)
+    services.receive_batch(as_batch(remote, 1, 2, proof_from=1), peer=None, source="test")
+    assert not RecordConflict.objects.get(object_id=patient.pk).open
+    assert Patient.objects.get(pk=patient.pk).village == "Katikati"
+    assert verify_all().ok
