@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.db import connection, connections
 
+from ledger import catchup
+
 from . import backupcrypt
 
 logger = logging.getLogger(__name__)
@@ -244,6 +246,7 @@ def restore_backup(*, path: Path, key_path: Path) -> dict:
         source.close()
         raise BackupError("refusing to restore into a node that is not empty: " + "; ".join(reasons))
     scratch = Path(tempfile.mkdtemp(prefix=".restore-", dir=settings.SILICONHEALTH_HOME))
+    flagged = False
     try:
         plain = scratch / "payload.tar"
         with source, open(plain, "wb") as sink:
@@ -259,6 +262,12 @@ def restore_backup(*, path: Path, key_path: Path) -> dict:
         database = unpacked / DATABASE_FILES[engine]
         if not database.is_file() or not (unpacked / "node_key.pem").is_file():
             raise BackupError("the backup lacks its database or node key")
+        # Peers may hold entries of our log written after this backup: no writes until a sync round
+        # has brought them back (ledger/catchup.py). Set before the database lands, so no write slips in.
+        catchup.mark_catching_up(
+            log_size=int(manifest.get("log_size") or 0), reason=f"restored from {Path(path).name}"
+        )
+        flagged = True
         _restore_database(engine, database)
         _replace_file(unpacked / "node_key.pem", Path(settings.NODE_KEY_PATH), 0o600)
         if (unpacked / "secret_key").is_file():
@@ -269,10 +278,16 @@ def restore_backup(*, path: Path, key_path: Path) -> dict:
                 _replace_file(file, Path(settings.MEDIA_ROOT) / file.relative_to(unpacked / "media"), 0o640)
                 media_files += 1
     except (backupcrypt.BackupCryptError, tarfile.TarError, ValueError) as error:
+        if flagged:
+            catchup.clear_catching_up()
         raise BackupError(f"refused {path}: {error}") from None
+    except BaseException:
+        if flagged:
+            catchup.clear_catching_up()
+        raise
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return {**manifest, "restored_media_files": media_files, "path": str(path)}
+    return {**manifest, "restored_media_files": media_files, "path": str(path), "catching_up": True}
 
 
 def _restore_database(engine: str, database: Path) -> None:

@@ -8,6 +8,10 @@ disagreement about history is a fork: refused, with both notes kept by the calle
 Then, in one transaction, entries, subtree hashes, head and checkpoint are stored and each entry
 is applied to its record (the latest version by (hlc, origin, index) wins on every node, whatever
 the order of sync).
+
+Our own log goes through the same checks: a node restored from an old backup takes back the entries
+it wrote after the backup from a peer's copy, only under a checkpoint signed with our own key whose
+root our own stored prefix plus the offered leaves recompute.
 """
 
 import base64
@@ -24,8 +28,8 @@ from .canonical import canonical_json
 from .entries import leaf_of_wire_entry, log_origin
 from .identity import node_id_for
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
-from .registry import apply_entries, retry_pending_applies
-from .selectors import db_get_node, self_node_id
+from .registry import apply_entries, own_log_restored, retry_pending_applies
+from .selectors import db_get_node, node_identity, self_node_id
 
 MAX_ENTRIES = 50_000
 MAX_CLOCK_LEAD_MS = 5 * 60 * 1000  # a peer's clock may pull ours forward by this much at most
@@ -101,8 +105,10 @@ def ingest_remote(
         raise IngestRefused("the checkpoint is for another log")
     _check_entries(entries, body.size)
     own = origin == self_node_id()
+    if own and key != node_identity().public_key_bytes:
+        raise IngestRefused("the checkpoint offered for our own log is not signed with our own key")
     with transaction.atomic():
-        node = Node.objects.filter(node_id=origin).first()
+        node = ensure_self_node() if own else Node.objects.filter(node_id=origin).first()
         if node is None:
             node = Node.objects.create(node_id=origin, public_key=public_key, tier=tier[:32])
         elif node.revoked:
@@ -129,8 +135,8 @@ def ingest_remote(
                     checkpoint_note,
                 )
         fresh = [(e, leaf) for e, leaf in zip(entries, leaves, strict=True) if e["index"] >= size]
-        if own and fresh:
-            raise IngestRefused("a peer sent entries of our own log that we never wrote")
+        # Entries of our own log beyond ours: a backup older than what our peers mirror. They are taken
+        # only on the proof below (our key's signature, and a root recomputed from our own prefix).
         known = _frontier_nodes(origin, size)
         new_nodes = []
         for entry, leaf in fresh:
@@ -200,7 +206,15 @@ def ingest_remote(
             ) from None
         if fresh:
             retry_pending_applies()
+            if own:
+                own_log_restored()
     return IngestResult(applied=len(fresh), size=max(size, body.size), deferred=deferred)
+
+
+def ensure_self_node() -> Node:
+    from .services import ensure_self_node as ensure
+
+    return ensure()
 
 
 def _frontier_nodes(origin: str, size: int) -> dict:

@@ -100,3 +100,18 @@ def partial_log_verifiers() -> dict[str, Callable[[str], tuple]]:
     for provider in _PARTIAL_LOGS:
         verifiers.update(provider())
     return verifiers
+
+
+# Called (inside ingest's transaction) when entries of our own log come back from a peer after a
+# restore from an old backup: apps move their own counters past what those entries handed out.
+_OWN_LOG_RESTORED: list[Callable[[], None]] = []
+
+
+def register_own_log_restored(hook: Callable[[], None]) -> None:
+    if hook not in _OWN_LOG_RESTORED:
+        _OWN_LOG_RESTORED.append(hook)
+
+
+def own_log_restored() -> None:
+    for hook in _OWN_LOG_RESTORED:
+        hook()

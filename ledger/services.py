@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from . import hlc, merkle, note
 from .canonical import canonical_json
+from .catchup import CatchingUp, refuse_if_catching_up  # noqa: F401 - CatchingUp: for callers
 from .entries import entry_bytes_from_parts, log_origin
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
 from .selectors import db_get_node
@@ -152,6 +153,9 @@ def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
         raise RuntimeError("ledger.append must run inside the record's transaction")
     if not items:
         return []
+    # A node restored from a backup may be behind its peers' copies of its own log: writing at
+    # indexes they already hold would fork it (ledger/catchup.py).
+    refuse_if_catching_up()
     from .selectors import self_node_id
 
     origin = self_node_id()

@@ -8,7 +8,13 @@ class RecordsConfig(AppConfig):
     def ready(self):
         from functools import partial
 
-        from ledger.registry import register, register_applier, register_batch_applier, register_retrier
+        from ledger.registry import (
+            register,
+            register_applier,
+            register_batch_applier,
+            register_own_log_restored,
+            register_retrier,
+        )
 
         from . import models
         from .canonical import attnames, canonical_sql, payload_from_values, raw_payload_reader
@@ -35,3 +41,6 @@ class RecordsConfig(AppConfig):
             register_applier(model._meta.object_name, make_applier(model))
         register_retrier(retry_pending)
         register_batch_applier(apply_batch)
+        from .services import move_sequence_past_own_numbers
+
+        register_own_log_restored(move_sequence_past_own_numbers)

@@ -99,6 +99,20 @@ def allocate_patient_number() -> str:
     return format_patient_number(prefix, number)
 
 
+def move_sequence_past_own_numbers() -> None:
+    """After a restore from an old backup, sync brings back patients this node numbered after the
+    backup: its sequence must move past them, or it would hand out their numbers again."""
+    prefix = self_node_prefix()
+    numbers = Patient.objects.filter(patient_number__startswith=f"{prefix}-").values_list(
+        "patient_number", flat=True
+    )
+    highest = max((int(n.split("-")[1]) for n in numbers if is_valid_patient_number(n)), default=0)
+    row, _ = PatientNumberSequence.objects.select_for_update().get_or_create(prefix=prefix)
+    if row.next_value <= highest:
+        row.next_value = highest + 1
+        row.save(update_fields=["next_value"])
+
+
 def _keep_patient_number(number: str) -> str:
     """An imported patient number: checked, and this node's sequence moved past it if it is ours."""
     number = number.strip().upper()

@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from asicproof.models import Proof
+from ledger import catchup
 from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from ledger.models import Checkpoint
@@ -366,7 +367,7 @@ def handle_pull(peer: Peer, document) -> dict:
         origin
         for origin in (sorted(ours) if origins is None else origins)
         if origin in ours
-        and origin != peer.node_id
+        # the requester's own log too: restored from an old backup, it takes back its tail from us
         and ours[origin]["checkpoint"] > theirs.get(origin, {}).get("size", 0)
     ]
     batches, budget, entries = [], PULL_BYTE_BUDGET, 0
@@ -514,6 +515,7 @@ class RoundResult:
     ahead: int = 0
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    caught_up: bool = False  # this round ended the catching up that follows a restore
 
     @property
     def ok(self) -> bool:
@@ -533,6 +535,7 @@ class RoundResult:
             "ahead_entries": self.ahead,
             "problems": self.problems,
             "seconds": round(self.seconds, 3),
+            "caught_up": self.caught_up,
         }
 
 
@@ -622,11 +625,13 @@ def _round(peer: Peer, client: PeerClient, result: RoundResult, *, max_entries, 
         result.pulled += new
         result.batches_pulled += groups
         result.problems += problems
-    while not peer.partial:
+    # Our own log is pulled too (from any peer, even one mirrored in part): after a restore from an old
+    # backup the peer may hold entries of ours beyond what we have; ingest takes them on our key's proof.
+    while True:
         wanted = sorted(
             origin
             for origin, have in theirs.items()
-            if origin != self_id
+            if (origin == self_id or not peer.partial)
             and origin not in refused
             and have["checkpoint"] > ours.get(origin, {}).get("size", 0)
         )
@@ -662,10 +667,11 @@ def _round(peer: Peer, client: PeerClient, result: RoundResult, *, max_entries, 
                 time.sleep(throttle)
         if all(ours.get(origin, {}).get("size", 0) <= size for origin, size in before.items()):
             break  # the peer offers nothing we can take: stop rather than loop
+    _finish_catching_up_if_level(peer, ours, theirs, result, self_id=self_id, say=say)
 
     # Push: what we have checkpointed beyond what the peer holds.
-    for origin in sorted(ours):
-        if origin == peer.node_id or ours[origin]["checkpoint"] <= theirs.get(origin, {}).get("size", 0):
+    for origin in sorted(ours):  # the peer's own log too: it may be catching up after a restore
+        if ours[origin]["checkpoint"] <= theirs.get(origin, {}).get("size", 0):
             continue
         have = dict(theirs.get(origin, {"size": 0, "checkpoint": 0}))
         try:
@@ -701,6 +707,26 @@ def _round(peer: Peer, client: PeerClient, result: RoundResult, *, max_entries, 
     if peer.partial:  # logs we take in part from this parent are not "behind"
         theirs = {origin: have for origin, have in theirs.items() if origin in ours}
     result.behind, result.ahead = selectors.lag(ours, theirs, self_id=self_id, peer_id=peer.node_id)
+
+
+def _finish_catching_up_if_level(peer: Peer, ours: dict, theirs: dict, result, *, self_id: str, say) -> None:
+    """A node catching up after a restore may write again once a peer holds no more of its log than it
+    does (all it offered was taken); before that, a write would fork the log at indexes the peer holds."""
+    if not catchup.is_catching_up():
+        return
+    # The parent mirrors all of our log; a peer that never held it would prove nothing.
+    if peer.role != Peer.Role.PARENT and Peer.objects.filter(role=Peer.Role.PARENT, revoked=False).exists():
+        result.problems.append("still catching up after a restore: run a sync round with the parent")
+        return
+    mine = ours.get(self_id, {}).get("size", 0)
+    if theirs.get(self_id, {}).get("size", 0) > mine or any(
+        problem.startswith(f"pull {self_id}:") for problem in result.problems
+    ):
+        result.problems.append(f"still catching up: {peer.node_id} holds more of our own log than we do")
+        return
+    catchup.clear_catching_up()
+    result.caught_up = True
+    say(f"caught up on our own log ({mine} entries) from {peer.node_id}: writes are allowed again")
 
 
 def sync_parent_if_due(*, force: bool = False) -> RoundResult | None:

@@ -187,3 +187,65 @@ def test_backups_taken_while_a_writer_commits_restore_to_a_verifying_node(tmp_pa
         assert state["verify"]["entries"] == summary["log_size"]
         sizes.append(summary["log_size"])
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]  # each backup caught a later moment
+
+
+def test_a_node_restored_from_an_old_backup_takes_back_its_own_log_from_the_parent(tmp_path, template):
+    """The clinic's own entries written after its backup live only at the parent when it is lost: the
+    restored clinic refuses writes until a round has brought them back, then writes with no fork."""
+    clinic = node(tmp_path, "clinic", "rural", template)
+    centre = node(tmp_path, "centre", "urban", template)
+    clinic.info, centre.info = seed(clinic, 1, 31), seed(centre, 1, 32)
+    centre.start()
+    try:
+        parallel([register(clinic, centre, "parent"), register(centre, clinic, "child")], "peers add")
+        centre.wait_ready()
+        assert run_round(clinic, centre)["ok"]
+        key = keygen(clinic, tmp_path)
+        old = create(clinic, tmp_path / "backups")
+        grown = seed(clinic, 2, 33)  # written after the backup, then sent to the parent
+        assert run_round(clinic, centre)["ok"]
+        lost = dumps(clinic)["clinic"]
+        mine = clinic.info["node_id"]
+        assert len(lost["entries"][mine]) == grown["log_size"] > clinic.info["log_size"]
+
+        restored = node(tmp_path, "restored", "rural")
+        restored.manage("backup", "restore", str(old), "--key", str(key))
+        behind = dumps(restored)["restored"]
+        assert len(behind["entries"][mine]) == clinic.info["log_size"]  # cut at the backup
+        waiting = json.loads(restored.manage("ledger", "catch-up", "--json").stdout)
+        assert waiting["catching_up"]
+        refused = restored.manage(
+            "shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=1, seed=34), check=False
+        )
+        assert refused.returncode != 0 and "CatchingUp" in refused.stderr, refused.stderr[-2000:]
+        assert dumps(restored)["restored"]["entries"] == behind["entries"]  # the refused write left nothing
+
+        result = run_round(restored, centre)
+        assert result["ok"] and result["caught_up"], result
+        assert result["pulled"] == grown["log_size"] - clinic.info["log_size"], result
+        states = dumps(restored, centre)
+        assert states["restored"]["verify"]["ok"], states["restored"]["verify"]["problems"][:5]
+        assert states["centre"]["verify"]["ok"], states["centre"]["verify"]["problems"][:5]
+        assert states["restored"]["entries"] == states["centre"]["entries"] == lost["entries"]
+        assert states["restored"]["records"] == states["centre"]["records"] == lost["records"]
+        assert not json.loads(restored.manage("ledger", "catch-up", "--json").stdout)["catching_up"]
+
+        # A new record at the restored clinic reaches the parent as the next entries of the same log.
+        after = seed(restored, 1, 34)
+        assert after["log_size"] > grown["log_size"]
+        pushed = run_round(restored, centre)
+        assert pushed["ok"] and pushed["pushed"] == after["log_size"] - grown["log_size"], pushed
+        states = dumps(restored, centre)
+        assert states["centre"]["verify"]["ok"], states["centre"]["verify"]["problems"][:5]
+        assert states["restored"]["entries"] == states["centre"]["entries"]
+        assert states["restored"]["records"] == states["centre"]["records"]
+        forks = centre.manage(
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "from sync.models import ForkEvidence; print(ForkEvidence.objects.count())",
+        )
+        assert forks.stdout.strip() == "0"
+    finally:
+        centre.stop()

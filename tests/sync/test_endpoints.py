@@ -342,15 +342,22 @@ def test_pull_starts_from_what_the_peer_has(caller):
     )
 
 
-def test_pull_never_sends_the_peer_its_own_log(client):
+def test_pull_sends_the_peer_its_own_log_only_beyond_what_it_holds(client):
+    """A peer restored from an old backup takes back the tail of its own log; one that is level gets none."""
     remote = RemoteNode()
+    remote.patient()
     remote.patient()
     ledger_services.ingest_remote(**remote.segment())
     owner = Caller(client, register=False)
     owner.log.key, owner.node_id = remote.key, remote.node_id
     services.add_peer(node_id=remote.node_id, public_key=remote.public_b64, tier="mobile_point")
-    batches = answer(owner.post("pull", {"have": {}}))["batches"]
-    assert remote.node_id not in {b["origin"] for b in batches}
+    level = {remote.node_id: {"size": 2, "checkpoint": 2}}
+    assert remote.node_id not in {b["origin"] for b in answer(owner.post("pull", {"have": level}))["batches"]}
+    behind = {remote.node_id: {"size": 1, "checkpoint": 1}}
+    (batch,) = [
+        b for b in answer(owner.post("pull", {"have": behind}))["batches"] if b["origin"] == remote.node_id
+    ]
+    assert [e["index"] for e in batch["entries"]] == [1]
 
 
 def test_a_malformed_pull_is_refused(caller):

@@ -86,5 +86,6 @@ class Command(BaseCommand):
             options,
             summary,
             f"restored node {summary['node_id']} (log size {summary['log_size']}, "
-            f"{summary['restored_media_files']} media files); run `ledger verify`, then sync with a peer",
+            f"{summary['restored_media_files']} media files); run `ledger verify`, then `sync run` with the "
+            "parent: writes are refused until that round has brought back what peers hold of this node's log",
         )

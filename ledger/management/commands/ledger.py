@@ -4,11 +4,11 @@ import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger import bundle, services, verification
+from ledger import bundle, catchup, services, verification
 
 
 class Command(BaseCommand):
-    help = "The ledger: `verify`, `checkpoint`, `proof --record UUID --out FILE`."
+    help = "The ledger: `verify`, `checkpoint`, `proof --record UUID --out FILE`, `catch-up [--finish]`."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -22,9 +22,34 @@ class Command(BaseCommand):
         proof.add_argument("--record", required=True)
         proof.add_argument("--out", required=True)
         proof.add_argument("--json", action="store_true")
+        catch_up = sub.add_parser(
+            "catch-up", help="after a restore: whether writes wait for a sync round (--finish: stop waiting)"
+        )
+        catch_up.add_argument(
+            "--finish",
+            action="store_true",
+            help="allow writes now; only when no peer can hold more of this node's log (it would fork)",
+        )
+        catch_up.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
-        return getattr(self, f"_{options['action']}")(options)
+        return getattr(self, f"_{options['action'].replace('-', '_')}")(options)
+
+    def _catch_up(self, options):
+        since = catchup.catching_up_since()
+        finished = bool(options["finish"]) and catchup.clear_catching_up()
+        state = {"catching_up": since is not None and not finished, "since": since, "finished": finished}
+        if options["json"]:
+            self.stdout.write(json.dumps(state, sort_keys=True))
+        elif finished:
+            self.stdout.write("catching up ended by the operator: this node writes again")
+        elif since is None:
+            self.stdout.write("not catching up: this node writes")
+        else:
+            self.stdout.write(
+                f"catching up since a restore ({since.get('reason', '?')}): writes wait for a sync round "
+                "with the parent (`sync run`)"
+            )
 
     def _verify(self, options):
         progress = None if options["json"] else (lambda what, n: self.stderr.write(f"  {n} {what} checked"))
