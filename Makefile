@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt | sha256sum | cut -c1-12)
 
-.PHONY: setup run test test-fast bench lint messages clean
+.PHONY: setup run test test-fast bench lint messages clean deploy-check network powerloss reliability
 
 setup: $(STAMP)
 
@@ -23,10 +23,28 @@ test: setup
 
 test-fast: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -n 2 -m "not e2e"
+	$(BIN)/pytest -q -n 2 -m "not e2e and not powerloss"
 
 bench: setup
 	$(BIN)/python -m tests.bench.run
+
+# Four nodes, one per tier, on loopback ports, syncing every few seconds; Ctrl-C stops them all.
+network: setup
+	$(BIN)/python scripts/network.py
+
+# Slow (minutes), root: install the rural-clinic profile into a clean Debian 12 chroot and check it.
+deploy-check:
+	scripts/deploy_check.sh
+
+# A rural node SIGKILLed at random POWERLOSS_KILLS times (over a minute, so not in `make test`; CI runs it).
+POWERLOSS_KILLS ?= 22
+powerloss: setup
+	POWERLOSS_KILLS=$(POWERLOSS_KILLS) $(BIN)/pytest -q -s -n 0 -p no:cacheprovider tests/deploy/test_power_loss.py
+
+# Load (hospital: PostgreSQL + Redis, 100,000 patients; rural at a tenth), faults, hostile input: under
+# 30 minutes once the seeded node exists. Report: var/reliability/report.json and report.md.
+reliability: setup
+	$(BIN)/python scripts/reliability.py
 
 lint: setup
 	$(BIN)/ruff check .

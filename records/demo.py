@@ -250,6 +250,7 @@ class DemoPatient:
     village: str
     phone: str
     encounters: list[tuple[dt.datetime, EncounterInput]]
+    scenario: str = ""  # which scenario made this person: the search evaluation's labels come from it
 
 
 def _age_for(scenario: Scenario, rng: random.Random) -> int:
@@ -346,4 +347,28 @@ def demo_patient(rng: random.Random) -> DemoPatient:
             note=note,
         )
         encounters.append((when, encounter))
-    return DemoPatient(given, rng.choice(FAMILY), sex, birth, rng.choice(VILLAGES), phone, encounters)
+    return DemoPatient(
+        given, rng.choice(FAMILY), sex, birth, rng.choice(VILLAGES), phone, encounters, scenario.name
+    )
+
+
+def write_demo_patient(person: DemoPatient, *, author: str = "seed_demo", clinician: str = "demo_clinician"):
+    """Register one generated patient and record their visits through the record services (so every
+    row is on the ledger), in one transaction. Returns the patient."""
+    from django.db import transaction
+
+    from . import services
+
+    with transaction.atomic():
+        patient = services.register_patient(
+            author=author,
+            given_name=person.given_name,
+            family_name=person.family_name,
+            sex=person.sex,
+            birth_date=person.birth_date,
+            village=person.village,
+            phone=person.phone,
+        )
+        for _when, encounter in person.encounters:
+            services.record_encounter(patient=patient, author=clinician, data=encounter)
+    return patient

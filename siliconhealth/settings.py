@@ -12,13 +12,17 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from .env import env_bool, env_choice, env_int, env_list, env_str
-from .tiers import PROFILES
+from .env import env_bool, env_int, env_list, env_str
+from .tiers import ProfileError, active_profile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-TIER = env_choice("SILICONHEALTH_TIER", "rural_clinic", set(PROFILES))
-PROFILE = PROFILES[TIER]
+# deploy/profiles/<tier>.toml, picked by SILICONHEALTH_TIER, each value overridable (deploy/README.md).
+try:
+    PROFILE = active_profile()
+except ProfileError as error:
+    raise ImproperlyConfigured(str(error)) from None
+TIER = PROFILE.name
 
 SILICONHEALTH_HOME = Path(env_str("SILICONHEALTH_HOME", str(BASE_DIR / "var"))).resolve()
 SILICONHEALTH_HOME.mkdir(parents=True, exist_ok=True)
@@ -30,6 +34,12 @@ DEBUG = env_bool("DEBUG", not PRODUCTION)
 
 def _secret_key() -> str:
     configured = os.environ.get("SECRET_KEY")
+    key_path = os.environ.get("SECRET_KEY_FILE")  # what the installer sets: the key stays out of env files
+    if key_path and not configured:
+        try:
+            configured = Path(key_path).read_text().strip()
+        except OSError as error:
+            raise ImproperlyConfigured(f"SECRET_KEY_FILE={key_path!r} cannot be read: {error}") from None
     if configured:
         if PRODUCTION and len(configured) < 50:
             raise ImproperlyConfigured("SECRET_KEY must be at least 50 characters in production")
@@ -61,9 +71,11 @@ INSTALLED_APPS = [
     "accounts",
     "ledger",
     "records",
+    "records.search",
     "asicproof",
     "sync",
     "audit",
+    "deploy",
 ]
 
 MIDDLEWARE = [
@@ -75,8 +87,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "ledger.middleware.CatchingUpMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "siliconhealth.middleware.ContentSecurityPolicyMiddleware",
+    "siliconhealth.middleware.PrivateNoStoreMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -216,10 +230,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Embed new and changed records for the search after each commit (off for bulk loads, then reindex).
+SEARCH_INDEX_ON_WRITE = env_bool("SILICONHEALTH_SEARCH_INDEX_ON_WRITE", True)
 CELERY_BEAT_SCHEDULE_FILENAME = str(SILICONHEALTH_HOME / "celerybeat-schedule")
-CHECKPOINT_SECONDS = env_int(
-    "SILICONHEALTH_CHECKPOINT_SECONDS", PROFILE.checkpoint_interval_seconds, minimum=5
-)
+CHECKPOINT_SECONDS = PROFILE.checkpoint_interval_seconds  # SILICONHEALTH_CHECKPOINT_SECONDS overrides
+CELERY_WORKER_CONCURRENCY = PROFILE.celery_concurrency
 CELERY_BEAT_SCHEDULE = {
     "seal-checkpoint": {"task": "ledger.tasks.seal_checkpoint", "schedule": CHECKPOINT_SECONDS},
     # The task itself decides whether a round with the parent is due (tier interval, backoff).
@@ -228,6 +243,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "asicproof.tasks.poll_devices",
         "schedule": env_int("SILICONHEALTH_DEVICE_POLL_SECONDS", 60, minimum=5),
     },
+    # Signs the access log's head into the ledger, so its tail cannot be cut silently (no-op if idle).
+    "anchor-access-log": {
+        "task": "audit.tasks.anchor_access_log",
+        "schedule": env_int("SILICONHEALTH_ACCESS_ANCHOR_SECONDS", 900, minimum=30),
+    },
+    # Hourly check; the task backs up only when the newest backup is a day old (so the systemd
+    # timer and beat never double up) and only once the operator's public key is installed.
+    "nightly-backup": {"task": "deploy.tasks.nightly_backup", "schedule": 3600},
 }
 CELERY_TIMEZONE = TIME_ZONE
 

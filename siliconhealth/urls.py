@@ -6,8 +6,12 @@ from . import views
 
 urlpatterns = [
     path("", include("records.urls")),
+    path("", include("records.search.urls")),  # /search/ and /api/search
     path("accounts/", include("accounts.urls")),
     path("audit/devices/", include("asicproof.urls")),
+    path("audit/costmodel/", include("deploy.urls")),
+    path("audit/access/", include("audit.urls_access")),
+    path("audit/", include("audit.urls")),  # the console; before ledger.urls, which owns audit/history/
     path("audit/", include("ledger.urls")),
     path("sync/", include("sync.urls")),
     path("api/health", views.health, name="health"),

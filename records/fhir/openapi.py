@@ -183,8 +183,10 @@ def routes() -> list[tuple[str, str, dict]]:
 
 
 def document(base_url: str = "") -> dict:
+    from records.search import openapi as search_openapi  # the clinic's other JSON endpoint
+
     paths: dict = {}
-    for path, method, operation in routes():
+    for path, method, operation in routes() + search_openapi.routes():
         operation = {
             "operationId": f"{method}{path}".replace("/", "_").replace("{", "").replace("}", ""),
             "tags": [path.split("/")[2] if path.count("/") > 1 else "system"],
@@ -222,6 +224,7 @@ def document(base_url: str = "") -> dict:
                 "Resource": resource_schema,
                 "Bundle": {**resource_schema, "description": "A FHIR R4 Bundle"},
                 "OperationOutcome": {**resource_schema, "description": "A FHIR R4 OperationOutcome"},
+                **search_openapi.schemas(),
             },
         },
         "security": [{"bearer": []}, {"session": []}],

@@ -4,7 +4,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["ledger", "asic", "watermark", "fhir", "clinic"]
+BENCHMARKS = ["ledger", "asic", "watermark", "fhir", "clinic", "console", "sync", "search", "access"]
 
 
 def main(names: list[str]) -> int:

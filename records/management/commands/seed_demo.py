@@ -4,13 +4,11 @@ import secrets
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from accounts.models import User
 from accounts.roles import Role
 from accounts.services import create_user
-from records import services
-from records.demo import demo_patient
+from records.demo import demo_patient, write_demo_patient
 from records.models import Patient
 
 
@@ -45,19 +43,8 @@ class Command(BaseCommand):
         encounters = 0
         for number in range(patients):
             person = demo_patient(rng)
-            with transaction.atomic():
-                patient = services.register_patient(
-                    author="seed_demo",
-                    given_name=person.given_name,
-                    family_name=person.family_name,
-                    sex=person.sex,
-                    birth_date=person.birth_date,
-                    village=person.village,
-                    phone=person.phone,
-                )
-                for _when, encounter in person.encounters:
-                    services.record_encounter(patient=patient, author="demo_clinician", data=encounter)
-                    encounters += 1
+            write_demo_patient(person)
+            encounters += len(person.encounters)
             if not as_json and patients >= 1000 and (number + 1) % 1000 == 0:
                 self.stderr.write(f"  {number + 1}/{patients} patients")
         elapsed = time.perf_counter() - started
