@@ -42,6 +42,7 @@ class Entry(models.Model):
         MERGE = "merge"
         DELETE = "delete"
         RESOLVE = "resolve"
+        SYNC_MERGE = "sync-merge"  # a node records the field-wise merge of concurrent versions
 
     origin = models.CharField(max_length=64)
     index = models.PositiveBigIntegerField()

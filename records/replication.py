@@ -1,8 +1,13 @@
 """Applying entries received from other nodes to the record tables.
 
-The row always shows the entry that wins by (hlc, origin, index), the same rule everywhere, so
-every node converges to the same rows whatever order logs arrive in. An entry whose parent row (its
-patient or encounter) has not arrived yet waits in PendingApply and is retried after each ingest.
+A record written on one node only shows its entry that wins by (hlc, origin, index). A record with
+entries from several nodes shows their field-wise merge (records.merge: per field, the latest
+entry that changed it), the same rule everywhere, so every node converges to the same rows whatever
+order logs arrive in and concurrent edits of different fields both survive. A merged row that
+equals no single entry is written down as a new entry of our own log (kind merge.MERGE_KIND,
+author SYSTEM_AUTHOR), so that `ledger verify` still finds every row equal to its latest entry.
+An entry whose parent row (its patient or encounter) has not arrived yet waits in PendingApply and
+is retried after each ingest.
 """
 
 import datetime as dt
@@ -11,13 +16,18 @@ import uuid
 from decimal import Decimal
 
 from django.db import models
+from django.db.models import Count
 
 from ledger.canonical import canonical_json
 from ledger.models import Entry
 from ledger.selectors import LATEST_FIRST
 
+from . import merge
 from .canonical import record_payload
-from .models import PendingApply
+from .models import Patient, PendingApply
+from .text import fold
+
+SYSTEM_AUTHOR = "system:sync-merge"
 
 
 class PayloadRefused(ValueError):
@@ -65,6 +75,8 @@ def make_applier(model):
             raise PayloadRefused(
                 f"entry {origin}#{entry['index']}: the payload does not match {model.__name__}"
             )
+        if entry["id"] in _shared_records([entry["id"]]):
+            return _apply_merged(model, origin, entry)
         if not _is_latest(origin, entry):
             return True  # a newer version of this record is already applied
         if _missing_parents(model, payload):
@@ -125,7 +137,8 @@ def apply_batch(origin: str, entries: list[dict]) -> int:
         )
         for object_id, entry_origin, index in rows:
             latest.setdefault(str(object_id), (entry_origin, index))
-    winners = []
+    shared = _shared_records(ids)
+    winners, merged_later = [], {}
     for entry in ours:
         model = models_by_type[entry["type"]]
         fields = {f.attname: f for f in model._meta.concrete_fields}
@@ -134,6 +147,9 @@ def apply_batch(origin: str, entries: list[dict]) -> int:
             raise PayloadRefused(
                 f"entry {origin}#{entry['index']}: the payload does not match {model.__name__}"
             )
+        if entry["id"] in shared:  # written on several nodes: merged below, once per record
+            merged_later[entry["id"]] = (model, entry)
+            continue
         if latest.get(entry["id"]) != (origin, entry["index"]):
             continue  # a newer version of this record is already applied
         row = model(**{name: _python_value(fields[name], value) for name, value in payload.items()})
@@ -177,4 +193,76 @@ def apply_batch(origin: str, entries: list[dict]) -> int:
                 sender=model, instance=row, created=True, update_fields=None, raw=False, using="default"
             )
     PendingApply.objects.bulk_create(deferred, ignore_conflicts=True)
-    return len(deferred)
+    waiting = sum(0 if _apply_merged(model, origin, entry) else 1 for model, entry in merged_later.values())
+    return len(deferred) + waiting
+
+
+def _shared_records(ids) -> set[str]:
+    """Those of these records with entries from more than one origin: only they can need a merge
+    (an initial sync of records written on one node stays on the cheap whole-version path)."""
+    shared: set[str] = set()
+    ids = list(ids)
+    for start in range(0, len(ids), 500):
+        shared |= {
+            str(object_id)
+            for object_id in Entry.objects.filter(object_id__in=ids[start : start + 500])
+            .values("object_id")
+            .annotate(origins=Count("origin", distinct=True))
+            .filter(origins__gt=1)
+            .values_list("object_id", flat=True)
+        }
+    return shared
+
+
+def record_entries(object_id) -> list[dict]:
+    """One record's entries as records.merge takes them."""
+    return [
+        {"origin": origin, "index": index, "hlc": hlc, "kind": kind, "payload": json.loads(payload)}
+        for origin, index, hlc, kind, payload in Entry.objects.filter(object_id=object_id).values_list(
+            "origin", "index", "hlc", "kind", "payload"
+        )
+    ]
+
+
+def _derive(model):
+    if model is Patient:  # the search text follows the names, which may come from two versions
+        return lambda p: {
+            **p,
+            "search_name": fold(f"{p.get('given_name') or ''} {p.get('family_name') or ''}"),
+        }
+    return None
+
+
+def _apply_merged(model, origin: str, entry: dict) -> bool:
+    """Set the row of a record written on several nodes to the merge of all its entries held here,
+    appending a merge entry when the merged row equals none of them. False: a parent is missing."""
+    from ledger import services as ledger_services
+    from ledger.catchup import is_catching_up
+
+    fields = {f.attname: f for f in model._meta.concrete_fields}
+    entries = record_entries(entry["id"])
+    try:
+        _, to_write = merge.settle(entries, _derive(model))
+    except merge.MergeInputError as error:
+        raise PayloadRefused(f"entry {origin}#{entry['index']}: {error}") from None
+    if to_write is not None and is_catching_up():
+        to_write = None  # our log is being restored: no writes; the next entry received merges again
+    payload = to_write if to_write is not None else max(entries, key=merge.entry_key)["payload"]
+    if _missing_parents(model, payload):
+        PendingApply.objects.get_or_create(origin=origin, index=entry["index"])
+        return False
+    row = model(**{name: _python_value(fields[name], value) for name, value in payload.items()})
+    text = canonical_json(record_payload(row)).decode()
+    if text != canonical_json(payload).decode():
+        raise PayloadRefused(f"entry {origin}#{entry['index']}: the merged payload is not in canonical form")
+    exists = model.objects.filter(pk=row.pk).exists()
+    row.save(force_update=exists, force_insert=not exists)
+    if to_write is not None:
+        ledger_services.append_many(
+            [
+                ledger_services.PendingEntry(
+                    merge.MERGE_KIND, model._meta.object_name, row.pk, None, SYSTEM_AUTHOR, text
+                )
+            ]
+        )
+    return True

@@ -1,18 +1,16 @@
 """Conflicts: one record edited on two nodes, each unaware of the other's change.
 
-The merge itself is already deterministic (the row shows the entry with the greatest (hlc, origin,
-index) on every node); this module keeps the losing values visible. Each edit numbers its version
-one above the version it started from, so two entries of one record with the same version number
-from different origins, and different clinical values, were written concurrently: a conflict. A
-"resolve" entry numbered above them settles every conflict below its number. The flag is a pure
-function of the entries a node holds, so every node that holds the same entries shows the same
-conflicts, and a resolution synced anywhere clears the flag there.
+The rows are merged field by field (records.merge: per field, the latest entry that changed it), so
+concurrent edits of different fields both survive silently. A field that two concurrent entries set
+to different values keeps the clock winner on the row; this module keeps the losing values visible
+for a clinician to review. A "resolve" entry settles every conflict among the versions numbered
+below it. The flag is a pure function of the entries a node holds, so every node that holds the
+same entries shows the same conflicts, and a resolution synced anywhere clears the flag there.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 
 from django.db import transaction
 from django.db.models import Count
@@ -20,11 +18,10 @@ from django.db.models import Count
 from ledger.models import Entry
 from ledger.registry import ledgered_models
 from ledger.selectors import LATEST_FIRST
+from records import merge
 
 from .models import RecordConflict
 
-# Bookkeeping that differs between any two versions; not what clinicians disagree about.
-_BOOKKEEPING = {"id", "origin", "created_at", "updated_at", "version", "search_name"}
 _CHUNK = 500
 
 
@@ -32,63 +29,39 @@ class ConflictError(ValueError):
     """A resolution that cannot be written; str() says why."""
 
 
-def _sort_key(entry: dict) -> tuple:
-    return (entry["hlc"], entry["origin"], entry["index"])
-
-
 def analyse(entries: list[dict]) -> dict | None:
     """The open conflict among one record's entries ({origin, index, hlc, kind, author, payload}),
-    or None. Pure: every node computes the same answer from the same entries."""
-    entries = [e for e in entries if isinstance(e["payload"].get("version"), int)]
+    or None: the fields concurrent writers set differently and, per entry involved, its values of
+    those fields (winners first). Pure: every node computes the same answer from the same entries."""
     if len(entries) < 2:
         return None
-    settled_below = max((e["payload"]["version"] for e in entries if e["kind"] == "resolve"), default=0)
-    by_version: dict[int, list[dict]] = defaultdict(list)
-    for entry in entries:
-        by_version[entry["payload"]["version"]].append(entry)
-
-    def clinical(payload: dict) -> str:
-        return json.dumps({k: v for k, v in payload.items() if k not in _BOOKKEEPING}, sort_keys=True)
-
-    disputed = [
-        version
-        for version, group in by_version.items()
-        if version >= settled_below
-        and len({e["origin"] for e in group}) > 1
-        and len({clinical(e["payload"]) for e in group}) > 1
-    ]
-    if not disputed:
+    try:
+        found = merge.merge(entries).conflicts
+    except merge.MergeInputError:
+        return None  # not one record's versions: nothing a clinician could settle field by field
+    if not found:
         return None
-    since = min(disputed)
-    heads: dict[str, dict] = {}
-    for entry in sorted(entries, key=_sort_key):
-        if entry["payload"]["version"] >= since:
-            heads[entry["origin"]] = entry  # the latest of each origin's line since the split
-    winner = max(entries, key=_sort_key)
-    heads[winner["origin"]] = winner
-    names = sorted(
-        {
-            name
-            for head in heads.values()
-            for name, value in head["payload"].items()
-            if name not in _BOOKKEEPING and value != winner["payload"].get(name)
-        }
-    )
-    if not names:
-        return None  # the lines ended up agreeing: nothing for a clinician to choose
+    by_key = {merge.entry_key(e): e for e in entries}
+    winners = {c.winner for c in found}
+    involved: dict[tuple, dict] = {}
+    for conflict in found:
+        for key in (conflict.winner, *conflict.losers):
+            involved.setdefault(key, {})[conflict.name] = by_key[key]["payload"].get(conflict.name)
+    order = sorted(involved, key=lambda key: (key in winners, key), reverse=True)
     versions = [
         {
-            "origin": head["origin"],
-            "index": head["index"],
-            "hlc": head["hlc"],
-            "author": head["author"],
-            "kind": head["kind"],
-            "winner": head is winner,
-            "values": {name: head["payload"].get(name) for name in names},
+            "origin": by_key[key]["origin"],
+            "index": by_key[key]["index"],
+            "hlc": by_key[key]["hlc"],
+            "author": by_key[key]["author"],
+            "kind": by_key[key]["kind"],
+            "winner": key in winners,
+            "wins": sorted(c.name for c in found if c.winner == key),
+            "values": involved[key],
         }
-        for head in sorted(heads.values(), key=_sort_key, reverse=True)
+        for key in order
     ]
-    return {"fields": names, "versions": versions}
+    return {"fields": sorted(c.name for c in found), "versions": versions}
 
 
 def _patient_of(object_type: str, object_id, payload: dict):

@@ -321,8 +321,12 @@ def choices(conflict: RecordConflict) -> list[dict]:
     fields = []
     for name in conflict.fields:
         values = []
-        for version in conflict.versions:
-            value = version["values"].get(name)
+        # The version whose value the row shows first (older flags have no "wins": their winner led).
+        ordered = sorted(conflict.versions, key=lambda version: name not in version.get("wins", [name]))
+        for version in ordered:
+            if name not in version["values"]:
+                continue  # this version did not take part in this field's dispute
+            value = version["values"][name]
             shown = "" if value is None else str(value)
             if shown not in [v["value"] for v in values]:
                 values.append({"value": shown, "origin": version["origin"], "author": version["author"]})

@@ -10,7 +10,7 @@ from ledger.models import Entry
 from ledger.verification import verify_all
 from records import services as records_services
 from records.models import Patient
-from sync import conflicts, services
+from sync import conflicts, selectors, services
 from sync.models import RecordConflict
 
 from ..ledger.remote import RemoteNode
@@ -103,7 +103,8 @@ def test_resolving_writes_a_ledger_entry_and_clears_the_flag(conflicted):
     entry = Entry.objects.filter(object_id=patient.pk).order_by("-hlc").first()
     assert Entry.objects.count() == before + 1 and entry.kind == "resolve" and entry.author == "dr_a"
     patient.refresh_from_db()
-    assert patient.village == "Mjini Mpya" and patient.version == 3
+    # Version 3 is the merge this node wrote when the concurrent edit arrived; the resolution is 4.
+    assert patient.village == "Mjini Mpya" and patient.version == 4
     assert verify_all().ok
 
 
@@ -135,3 +136,70 @@ def test_a_resolution_made_elsewhere_clears_the_flag_when_it_arrives(conflicted)
     assert not RecordConflict.objects.get(object_id=patient.pk).open
     assert Patient.objects.get(pk=patient.pk).village == "Katikati"
     assert verify_all().ok
+
+
+@pytest.fixture
+def disjoint(db):
+    """We correct the phone; a remote node, unaware, corrects the village (later by clock)."""
+    patient = factories.patient(village="Kibaoni", phone="0700")
+    records_services.update_patient(patient=patient, author="tester", phone="0711")
+    ours = Entry.objects.filter(object_id=patient.pk).order_by("-index").first()
+    remote = RemoteNode()
+    _concurrent_edit(patient, remote, village="Pwani", hlc=ours.hlc + 1)
+    services.receive_batch(as_batch(remote), peer=None, source="test")
+    return patient, remote
+
+
+def test_concurrent_edits_of_different_fields_both_survive_without_a_conflict(disjoint):
+    patient, _ = disjoint
+    patient.refresh_from_db()
+    assert (patient.phone, patient.village, patient.version) == ("0711", "Pwani", 3)
+    assert not RecordConflict.objects.filter(object_id=patient.pk, open=True).exists()
+    merge_entry = Entry.objects.filter(object_id=patient.pk).order_by("-hlc").first()
+    assert (merge_entry.kind, merge_entry.author) == ("sync-merge", "system:sync-merge")
+    assert verify_all().ok
+
+
+def test_receiving_the_same_entries_again_writes_no_further_merge(disjoint):
+    _, remote = disjoint
+    before = Entry.objects.count()
+    services.receive_batch(as_batch(remote), peer=None, source="test")
+    assert Entry.objects.count() == before
+
+
+def test_the_same_merge_written_by_the_other_node_is_no_conflict_and_no_new_entry(disjoint):
+    """Both nodes merged the pair on their own: equal payloads, so nothing more to write or review."""
+    patient, remote = disjoint
+    merged = Patient.objects.get(pk=patient.pk)
+    remote.write(merged, kind="sync-merge", hlc=remote.clock + 10**9)  # theirs is now the latest entry
+    before = Entry.objects.count()
+    services.receive_batch(as_batch(remote, 1, 2, proof_from=1), peer=None, source="test")
+    assert Entry.objects.count() == before + 1  # only theirs: no merge of the merges
+    assert not RecordConflict.objects.filter(object_id=patient.pk, open=True).exists()
+    assert verify_all().ok
+
+
+def test_analyse_flags_only_the_field_both_sides_changed():
+    entries = [
+        _head("A", 0, 1, 10, "create", phone="1"),
+        _head("A", 1, 2, 30, village="Mji", phone="2"),
+        _head("B", 0, 2, 20, village="Pwani", phone="1"),  # B left the phone as it was
+    ]
+    found = conflicts.analyse(entries)
+    assert found["fields"] == ["village"]
+    assert [v["values"] for v in found["versions"]] == [{"village": "Mji"}, {"village": "Pwani"}]
+
+
+def test_each_disputed_field_offers_the_value_shown_now_first_even_when_winners_differ():
+    """A wins the village, B the phone: each field's choices start with its own winner's value."""
+    entries = [
+        _head("A", 0, 1, 10, "create", phone="1"),
+        _head("A", 1, 2, 30, village="Mji", phone="2"),
+        _head("B", 0, 2, 20, village="Pwani", phone="3"),
+        _head("B", 1, 3, 40, village="Pwani", phone="4"),
+    ]
+    found = conflicts.analyse(entries)
+    assert found["fields"] == ["phone", "village"]
+    conflict = RecordConflict(fields=found["fields"], versions=found["versions"])
+    offered = {f["name"]: [v["value"] for v in f["values"]] for f in selectors.choices(conflict)}
+    assert offered == {"phone": ["4", "2"], "village": ["Mji", "Pwani"]}
