@@ -1,7 +1,11 @@
 """Every UI string has a French and a Swahili translation, with the same placeholders, compiled."""
 
 import gettext
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polib
@@ -58,3 +62,24 @@ def test_compiled_catalogue_matches_the_source(language):
             assert compiled.gettext(entry.msgid) == entry.msgstr, (
                 f"{language}: .mo is stale for {entry.msgid!r}; make messages"
             )
+
+
+def test_every_string_in_the_code_is_in_the_catalogues(tmp_path):
+    """Extract the strings afresh (makemessages in a copy of the source) so that a string added to a
+    template or a module without `make messages` is caught here, not by a Swahili-speaking nurse."""
+    root = LOCALE.parent
+    copy = tmp_path / "src"
+    skip = shutil.ignore_patterns(".venv", "var", "tests", ".git", "node_modules", "__pycache__", "*.mo")
+    shutil.copytree(root, copy, ignore=skip)
+    subprocess.run(
+        [sys.executable, "manage.py", "makemessages", "-l", "fr", "--ignore=.venv", "--ignore=var"],
+        cwd=copy,
+        check=True,
+        capture_output=True,
+        env={**os.environ, "SILICONHEALTH_HOME": str(tmp_path / "home")},
+    )
+    extracted = {entry.msgid for entry in _live(polib.pofile(str(copy / "locale/fr/LC_MESSAGES/django.po")))}
+    for language in LANGUAGES:
+        translated = {entry.msgid for entry in _live(_catalogue(language)) if entry.translated()}
+        missing = sorted(extracted - translated)
+        assert not missing, f"{language}: not translated (run make messages, then translate): {missing[:10]}"
