@@ -106,3 +106,18 @@ def test_the_model_reads_chunks_without_their_dates_and_codes():
     # A birth date is what a demographics chunk is about: it stays; so does a date inside a sentence.
     kept = "Patient A B (X-1), female, born 1990-01-01. Seen 2026-01-01 at home."
     assert embedding_text(kept) == kept
+
+
+def test_the_kept_permission_mask_follows_added_and_removed_rows():
+    index = VectorIndex(2)
+    index.add([RowMeta(1, "clinical", "note", "p1", 0, "")], np.array([[1, 0]], dtype=np.float32))
+    query = np.array([1, 0], dtype=np.float32)
+    clerk, everyone = Filters(categories=("demographics",)), Filters(categories=("clinical", "demographics"))
+    assert index.search(query, clerk, 5) == []  # the mask for demographics is now kept
+    index.add([RowMeta(2, "demographics", "patient", "p1", 0, "")], np.array([[0.8, 0.6]], dtype=np.float32))
+    assert [i for i, _ in index.search(query, clerk, 5)] == [2]
+    assert [i for i, _ in index.search(query, everyone, 5)] == [1, 2]  # all pass: ranked without a row list
+    index.remove([2])
+    assert index.search(query, clerk, 5) == []
+    with pytest.raises(ValueError):  # the kept mask is read-only: no caller can widen it in place
+        index.mask(clerk)[0] = True
