@@ -15,7 +15,7 @@ echo "== ruff"
 $BIN/ruff check .
 
 echo "== pytest on SQLite"
-$BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "not e2e and not powerloss"
+$BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "not e2e and not powerloss and not reliability_slow"
 
 # Browser tests run on their own: Playwright's sync API keeps an event loop running in the test
 # process, which would break the asyncio tests (Stratum, devices) that share a worker with it.
@@ -24,7 +24,7 @@ $BIN/pytest -q -p no:cacheprovider -m e2e
 
 if $BIN/python scripts/pg_ready.py "$PG_URL"; then
   echo "== pytest on PostgreSQL (database tests)"
-  DATABASE_URL=$PG_URL SILICONHEALTH_HOME=$home/pg $BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "db and not e2e"
+  DATABASE_URL=$PG_URL SILICONHEALTH_HOME=$home/pg $BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "db and not e2e and not powerloss and not reliability_slow"
 elif [ "${CI:-}" = "true" ] || [ "${SILICONHEALTH_REQUIRE_POSTGRES:-}" = "1" ]; then
   echo "PostgreSQL is expected at $PG_URL but is unreachable: failing." >&2
   exit 1

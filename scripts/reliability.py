@@ -1,0 +1,311 @@
+"""`make reliability`: the whole reliability suite at full size, then one report.
+
+    python scripts/reliability.py [--patients N] [--seconds S] [--fuzz-examples N]
+                                  [--only load|faults|hostile]
+
+Runs tests/reliability (load on the hospital and rural profiles, the faults, hostile input) with the
+full figures of issue 11 unless told otherwise, each test writing its figures to
+var/reliability/results/; then writes var/reliability/report.json and report.md (a readable table,
+also printed). Exit status: pytest's (0 when every check held). The first run at a size seeds a
+reusable node (tests/reliability/seeding.py); later runs clone it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "var" / "reliability"
+RESULTS = BASE / "results"
+PARTS = {
+    "load": ["tests/reliability/test_load.py"],
+    "faults": ["tests/reliability/test_faults.py", "tests/reliability/test_disk_full.py"],
+    "hostile": [
+        "tests/reliability/test_hostile_stratum.py",
+        "tests/reliability/test_hostile_sync.py",
+        "tests/reliability/test_hostile_fhir.py",
+        "tests/reliability/test_hostile_upload.py",
+    ],
+}
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"# Reliability report ({report['finished']})",
+        "",
+        f"pytest exit status: {report['exit_status']}, "
+        f"{report['minutes']} minutes; machine load average at start {report['load_average_at_start']} "
+        f"on {os.cpu_count()} cores (other engineers' work shares the CPUs)",
+        "",
+        "settings: " + ", ".join(f"{k}={v}" for k, v in sorted(report["settings"].items())),
+        "",
+        "runs: "
+        + "; ".join(
+            f"{'+'.join(r['parts'])}: {r['minutes']} min, pytest exit {r['exit_status']}, load average "
+            f"{r['load_average_at_start']}"
+            for r in report.get("runs", [])
+        ),
+        "",
+    ]
+    for name in ("load-hospital", "load-rural"):
+        result = report["results"].get(name)
+        if not result:
+            lines += [f"## {name}: not run", ""]
+            continue
+        load = result["load"]
+        lines += [
+            f"## {name}: {result['patients']} patients, {result['clinicians']} clinicians, "
+            f"{result['sync_nodes']} syncing nodes, {result['asics']} ASICs, {load['seconds']} s "
+            f"(users start {load.get('spawn_rate_per_s', 'all at once')}/s, think time "
+            f"{load.get('think_seconds', 0)} s)",
+            "",
+            _row(["request", "count", "req/s", "median ms", "p95 ms", "p99 ms", "errors"]),
+            _row(["---"] * 7),
+        ]
+        for kind, figures in load["per_type"].items():
+            lines.append(
+                _row(
+                    [
+                        kind,
+                        figures["requests"],
+                        figures["rps"],
+                        figures["median_ms"],
+                        figures["p95_ms"],
+                        figures["p99_ms"],
+                        figures["errors"],
+                    ]
+                )
+            )
+        stratum, sync = result["stratum"], result["sync"]
+        lines += [
+            "",
+            f"throughput {load['throughput_rps']} req/s; errors {load['errors']} "
+            f"(login {load['login_errors']}); "
+            f"Stratum shares accepted {stratum.get('accepted')} / rejected {stratum.get('rejected')} "
+            f"({stratum.get('shares_per_second')} /s, rejected by code "
+            f"{stratum.get('rejected_by_code', '?')}); "
+            f"sync rounds ok {sync['rounds_ok']}, failed "
+            f"{sync['rounds_failed']}; unexpected restarts {result['unexpected_restarts'] or 'none'}",
+            "ledger verify: "
+            + ", ".join(
+                f"{n} {'ok' if v['ok'] else 'FAILED'} ({v['seconds']} s)"
+                for n, v in result["ledger_verify"].items()
+            ),
+            "acknowledged writes missing: "
+            + ", ".join(f"{n} {a['missing']}/{a['acknowledged']}" for n, a in result["acks"].items()),
+            "goals: " + ", ".join(f"{g} {'met' if ok else 'NOT MET'}" for g, ok in result["goals"].items()),
+            f"seeding: {result.get('seed', {})}",
+            "",
+        ]
+    faults = report["results"].get("faults")
+    if faults:
+        lines += [
+            "## faults during load",
+            "",
+            _row(["fault", "recovered after s", "writes resumed after s"]),
+            _row(["---"] * 3),
+        ]
+        for outcome in faults["faults"]:
+            lines.append(
+                _row([outcome["fault"], outcome["recovered_after_s"], outcome["writes_resumed_after_s"]])
+            )
+        lines += [
+            "",
+            "acknowledged writes missing: "
+            + ", ".join(f"{n} {a['missing']}/{a['acknowledged']}" for n, a in faults["acks"].items()),
+            "ledger verify: "
+            + ", ".join(f"{n} {'ok' if v['ok'] else 'FAILED'}" for n, v in faults["ledger_verify"].items()),
+            f"HLC after the clock jump: {faults['hlc_after_clock_jump']}",
+            f"clinician-visible errors during the faults: {faults['clinician_errors_during_faults']} "
+            f"(samples: {faults['error_samples'][:3]})",
+            "",
+        ]
+    disk = report["results"].get("disk-full")
+    if disk:
+        lines += [
+            "## disk full",
+            "",
+            f"method: {disk['method']}; writes refused while full: {disk['refused_while_full']}"
+            f"; recovered after {disk['recovered_after_s']} s; web restarts {disk['web_restarts']}; "
+            "acks missing "
+            f"{disk['acks']['missing']}/{disk['acks']['acknowledged']}; ledger verify "
+            f"{'ok' if disk['ledger_verify']['ok'] else 'FAILED'}",
+            f"errors seen: {disk['error_samples_while_full']}",
+            "",
+        ]
+    lines += ["## tests", "", _row(["test", "outcome", "seconds"]), _row(["---"] * 3)]
+    for test in report["tests"]:
+        lines.append(_row([test["name"], test["outcome"], test["seconds"]]))
+    lines += ["", "## defects", ""] + [f"- {d}" for d in report["defects"]]
+    lines += ["", "## notes", ""] + [f"- {n}" for n in report.get("notes", [])]
+    return "\n".join(lines) + "\n"
+
+
+# Found by this suite; the report carries them so that a reader sees what was fixed and what is open.
+# How this suite departs from issue 11's letter, said where the figures are read.
+NOTES = [
+    "Seeding: seed_demo writes 6-9 patients/s here (two processes, machine load average 9-14 from other "
+    "work), so 100,000 patients take 3-4 hours; RELIABILITY_PATIENTS sets the size (the last run's value is "
+    "in settings). The first run at a size seeds a template database once (resumable chunk by chunk); later "
+    "runs clone it in seconds.",
+    "PostgreSQL fault: every backend of the node's database terminated at once (pg_terminate_backend), "
+    "because a real restart would cut every other user of this shared cluster; RELIABILITY_PG_RESTART=1 "
+    "runs `pg_ctlcluster <version> main restart` instead.",
+    "Redis fault: the node's own Redis on its own port, `redis-cli shutdown nosave`, then the machine notes' "
+    "start command with that port.",
+    "FHIR fuzzing: hypothesis strategies generated from the /api/docs OpenAPI document (every operation, "
+    "its query parameters, hostile bodies), not schemathesis, whose pins would join requirements.txt.",
+    "Load driver: threads with httpx (pinned already), a closed loop with no think time unless "
+    "RELIABILITY_THINK_SECONDS is set: each simulated clinician sends its next request as soon as the last "
+    "one is answered, far harsher than people at a desk.",
+]
+DEFECTS = [
+    "FIXED records/uploads.py: a PNG header declaring 60,000 x 60,000 pixels (a decompression bomb), and "
+    "files that start like PNG/JPEG/TIFF/PDF/DICOM and then are junk or cut short, were accepted by the "
+    "attachment form and by FHIR DocumentReference (found by test_hostile_upload); now refused with a clear "
+    "message (header and structure checked, pixels never decoded; 100 megapixel limit).",
+    "FIXED records/search/views.py: GET /api/search?patient=0 (any patient value that is not a UUID) was a "
+    "500: Django's ValidationError escaped _patient_scope; now the 404 {'error': 'No such patient.'} it "
+    "gives for an unknown patient (found by test_hostile_fhir from the /api/docs document).",
+    "OPEN sync/wire.py (owner: sync): a node whose wall clock is more than 300 s off cannot sync at all; its "
+    "parent refuses every signed request ('request timestamp is 3600 s away from our clock'). Its HLC keeps "
+    "local order and sync resumes once the clock is right (test_faults), but a Raspberry Pi without a "
+    "real-time clock that boots offline is exactly this node. Not small: the fix is a protocol change (learn "
+    "the peer's clock offset from its signed refusal and sign with it; the nonce cache stops replays).",
+    "OPEN capacity (owner: records, deployment): the hospital profile (8 gunicorn sync workers) answered "
+    "about 7 requests/s to 50 back-to-back clinicians on this 2-core machine shared with other work; chart "
+    "p95 was seconds, not 300 ms, and a few requests (mostly the 50 logins, PBKDF2-hashed) passed the 30 s "
+    "client timeout. One chart page costs 120-200 ms of CPU in Django here (measured alone), so two shared "
+    "cores cannot serve the goal; the rural profile at a tenth of the load had zero errors. Nothing "
+    "acknowledged was lost and every ledger verified. Not small: the chart page's queries and template are "
+    "the lever, and a hospital server has more than two cores.",
+    "NOTED Stratum: about 13% of the simulated ASICs' shares were rejected with code 21 (job not found): "
+    "stale after a checkpoint's new job (clean_jobs) while the niced, CPU-starved swarm process was still "
+    "hashing the old one. A real ASIC switches jobs in milliseconds; the server's answer is the right one.",
+    "OPEN disk full (owner: siliconhealth middleware): writes on a full disk are refused and nothing is half "
+    "written (test_disk_full: acks kept, ledger verify ok, no restart needed), but the clinician sees the "
+    "generic 500 page, not 'the node's disk is full; nothing was saved'.",
+]
+
+
+def _junit_tests() -> list[dict]:
+    """Every test of the last runs (a later partial run's outcome replaces the earlier one)."""
+    import xml.etree.ElementTree as ElementTree  # noqa: S405 - our own pytest's file
+
+    tests = {}
+    for path in sorted(BASE.glob("junit*.xml"), key=lambda p: p.stat().st_mtime):
+        for case in ElementTree.parse(path).iter("testcase"):  # noqa: S314 - written by our own pytest
+            tests[f"{case.get('classname')}::{case.get('name')}"] = case
+    return [_outcome(name, case) for name, case in tests.items()]
+
+
+def _outcome(name: str, case) -> dict:
+    outcome = "passed"
+    for tag, word in (("failure", "FAILED"), ("error", "ERROR"), ("skipped", "skipped")):
+        if case.find(tag) is not None:
+            outcome = word
+    return {"name": name, "outcome": outcome, "seconds": round(float(case.get("time", 0)), 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=int(os.environ.get("RELIABILITY_PATIENTS", 100_000)))
+    parser.add_argument(
+        "--seconds", type=float, default=float(os.environ.get("RELIABILITY_LOAD_SECONDS", 300))
+    )
+    parser.add_argument(
+        "--fuzz-examples", type=int, default=int(os.environ.get("RELIABILITY_FUZZ_EXAMPLES", 100))
+    )
+    parser.add_argument("--only", choices=sorted(PARTS), action="append")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the report from the last run's files"
+    )
+    options = parser.parse_args(argv)
+    env = {
+        **os.environ,
+        "RELIABILITY_FULL": "1",
+        "RELIABILITY_PATIENTS": str(options.patients),
+        "RELIABILITY_LOAD_SECONDS": str(options.seconds),
+        "RELIABILITY_FUZZ_EXAMPLES": str(options.fuzz_examples),
+    }
+    junit = BASE / f"junit-{'-'.join(sorted(options.only or PARTS))}.xml"
+    started, load_average = time.monotonic(), os.getloadavg()[0]
+    if options.report_only:
+        previous = json.loads((BASE / "report.json").read_text())
+        return _report(previous["settings"], previous.get("runs", []), previous["load_average_at_start"])
+    if not options.only:  # a whole run starts clean; a partial one updates the last report's parts
+        shutil.rmtree(RESULTS, ignore_errors=True)
+        for old in BASE.glob("junit*.xml"):
+            old.unlink()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    paths = [p for part in (options.only or PARTS) for p in PARTS[part]]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-n",
+        "0",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not e2e",
+        f"--junitxml={junit}",
+        *paths,
+    ]
+    print("running:", " ".join(command[2:]), flush=True)
+    status = subprocess.run(command, cwd=ROOT, env=env).returncode
+    settings = {k: v for k, v in env.items() if k.startswith("RELIABILITY_")}
+    runs = []
+    if options.only and (BASE / "report.json").exists():
+        previous = json.loads((BASE / "report.json").read_text())
+        runs = previous.get("runs") or [
+            {
+                "parts": sorted(PARTS),
+                "minutes": previous["minutes"],
+                "exit_status": previous["exit_status"],
+                "load_average_at_start": previous["load_average_at_start"],
+            }
+        ]
+    run = {"parts": sorted(options.only or PARTS), "minutes": round((time.monotonic() - started) / 60, 1)}
+    runs.append({**run, "exit_status": status, "load_average_at_start": round(load_average, 1)})
+    return _report(settings, runs, load_average)
+
+
+def _report(settings: dict, runs: list[dict], load_average: float) -> int:
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))}
+    tests = _junit_tests()
+    status = 1 if any(t["outcome"] in ("FAILED", "ERROR") for t in tests) or not tests else 0
+    report = {
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "minutes": round(sum(r["minutes"] for r in runs), 1),
+        "runs": runs,
+        "exit_status": status,
+        "load_average_at_start": round(load_average, 1),
+        "settings": settings,
+        "results": results,
+        "tests": tests,
+        "defects": DEFECTS,
+        "notes": NOTES,
+    }
+    (BASE / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
+    text = markdown(report)
+    (BASE / "report.md").write_text(text)
+    print(text)
+    print(f"report: {BASE / 'report.json'} and {BASE / 'report.md'}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
