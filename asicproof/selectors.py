@@ -1,6 +1,7 @@
 """Reads for ASIC proofs."""
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 from django.db.models import Avg, Count, Func, IntegerField, OuterRef, Subquery, Sum
@@ -70,7 +71,8 @@ class TimeBucket(Func):
 def _bucket_means(start: float, end: float, buckets: int) -> dict[int, dict[str, list]]:
     """device id -> {metric: [(bucket middle, mean or None)]} over [start, end), one grouped query."""
     width = max(1, int((end - start) // buckets))
-    start = int(end) - width * buckets
+    # The database sees whole seconds: a reading in end's own second must land in the last bucket.
+    start = math.ceil(end) - width * buckets
     rows = (
         DeviceHealth.objects.filter(
             at__gte=datetime.fromtimestamp(start, UTC), at__lt=datetime.fromtimestamp(end, UTC)
