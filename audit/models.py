@@ -7,16 +7,17 @@ editing a row breaks every hash after it. Alert rows are the console's inbox: on
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class AccessEvent(models.Model):
     class Action(models.TextChoices):
-        CHART_READ = "chart_read"
-        SEARCH = "search"
-        EXPORT = "export"
-        PROOF_DOWNLOAD = "proof_download"
-        FHIR_READ = "fhir_read"
-        IMAGE_READ = "image_read"
+        CHART_READ = "chart_read", _("Chart read")
+        SEARCH = "search", _("Search")
+        EXPORT = "export", _("Export")
+        PROOF_DOWNLOAD = "proof_download", _("Proof download")
+        FHIR_READ = "fhir_read", _("FHIR read")
+        IMAGE_READ = "image_read", _("Image read")
 
     at = models.DateTimeField(db_index=True)
     # The user row may go; the chain keeps the name and role as they were.
@@ -46,15 +47,15 @@ class AccessLogHead(models.Model):
 
 class Alert(models.Model):
     class Kind(models.TextChoices):
-        TAMPER = "tamper"  # ledger verify found a problem
-        FORK = "fork"  # a peer showed two inconsistent checkpoints for one origin
-        WATERMARK = "watermark"  # an image failed its watermark check
-        DEVICE = "device"  # an ASIC misbehaved (invalid shares, wrong job)
+        TAMPER = "tamper", _("Tamper")  # ledger verify found a problem
+        FORK = "fork", _("Fork")  # a peer showed two inconsistent checkpoints for one origin
+        WATERMARK = "watermark", _("Watermark")  # an image failed its watermark check
+        DEVICE = "device", _("Device")  # an ASIC misbehaved (invalid shares, wrong job)
 
     class Status(models.TextChoices):
-        OPEN = "open"
-        ACKNOWLEDGED = "acknowledged"
-        RESOLVED = "resolved"
+        OPEN = "open", _("Open")
+        ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+        RESOLVED = "resolved", _("Resolved")
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     # Same problem found again -> same fingerprint -> the existing alert is touched, not duplicated.
@@ -77,15 +78,15 @@ class VerificationRun(models.Model):
     an auditor can show what was checked, when, by whom, and what it found."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        PASSED = "passed"  # checked, nothing wrong
-        FAILED = "failed"  # checked, problems found (each one is also an alert)
-        ERROR = "error"  # could not finish
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        PASSED = "passed", _("Passed")  # checked, nothing wrong
+        FAILED = "failed", _("Failed")  # checked, problems found (each one is also an alert)
+        ERROR = "error", _("Error")  # could not finish
 
     class Source(models.TextChoices):
-        CONSOLE = "console"
-        COMMAND = "command"
+        CONSOLE = "console", _("Console")
+        COMMAND = "command", _("Command")
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CONSOLE)
