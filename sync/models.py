@@ -60,6 +60,13 @@ class SyncState(models.Model):
     peer_sizes = models.JSONField(default=dict, help_text="origin -> {size, checkpoint} the peer holds")
     peer_sizes_at = models.DateTimeField(null=True, blank=True)
     progress = models.JSONField(default=dict, help_text="origin -> {sent, received, at} of the last round")
+    sent_counter = models.BigIntegerField(
+        default=0, help_text="the last request counter we signed for this peer (never goes backwards)"
+    )
+    clock_offset = models.IntegerField(
+        null=True, blank=True, help_text="seconds the peer's clock was ahead of ours (negative: behind)"
+    )
+    clock_offset_at = models.DateTimeField(null=True, blank=True)
 
 
 class ForkEvidence(models.Model):
@@ -82,15 +89,17 @@ class ForkEvidence(models.Model):
 
 
 class SeenNonce(models.Model):
-    """Nonces of signed requests within the clock-skew window: a replayed request is refused by every
-    worker process, not just the one that saw it first."""
+    """Nonces of signed requests whose counter is still inside the reorder window (sync/wire.py): a
+    replayed request is refused by every worker process, not just the one that saw it first. The
+    highest counter of a node is always kept, so it is also that node's high-water mark."""
 
     node_id = models.CharField(max_length=64)
     nonce = models.CharField(max_length=64)
-    expires_at = models.BigIntegerField(db_index=True, help_text="unix seconds")
+    counter = models.BigIntegerField(default=0, help_text="the sender's request counter")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["node_id", "nonce"], name="seen_nonce_once")]
+        indexes = [models.Index(fields=["node_id", "counter"], name="seen_nonce_counter")]
 
 
 class MirroredProof(models.Model):

@@ -113,9 +113,16 @@ def _scan(origin: str, start: int, end: int, wanted: set, budget: int) -> tuple[
     return found, end
 
 
-def _full_group(origin: str, node: Node, indexes: list[int], checkpoint: Checkpoint, scanned_to: int):
+def _full_group(
+    origin: str, node: Node, indexes: list[int], checkpoint: Checkpoint, scanned_to: int, known_size: int
+):
     get_node = ledger_selectors.db_get_node(origin)
+    consistency = None
+    if 0 < known_size < checkpoint.size:  # the child checks our checkpoint grew from its own
+        proof = merkle.consistency_proof(known_size, checkpoint.size, get_node)
+        consistency = {"from_size": known_size, "proof": [wire.b64(h) for h in proof]}
     return {
+        "consistency": consistency,
         "origin": origin,
         "public_key": node.public_key,
         "tier": node.tier,
@@ -158,7 +165,7 @@ def _forwarded_groups(origin: str, node: Node, indexes: list[int], scanned_to: i
 def handle_served(peer: Peer, document) -> dict:
     """`/sync/served`: entries about the patients `peer` serves, from its cursor on (and all of those
     about patients referred since its last request), each with its inclusion proof."""
-    cursor, referrals, max_entries = partial_wire.check_request(document)
+    cursor, referrals, max_entries, known = partial_wire.check_request(document)
     budget = min(max_entries, SERVER_MAX_ENTRIES)
     wanted = _records_of(served_patient_ids(peer))
     newly = set(
@@ -188,7 +195,9 @@ def handle_served(peer: Peer, document) -> dict:
         more = more or scanned_to < end
         budget -= len(indexes)
         if indexes and checkpoint is not None:
-            groups.append(_full_group(origin, nodes[origin], indexes, checkpoint, scanned_to))
+            groups.append(
+                _full_group(origin, nodes[origin], indexes, checkpoint, scanned_to, known.get(origin, 0))
+            )
         elif indexes:
             groups += _forwarded_groups(origin, nodes[origin], indexes, scanned_to)
         elif scanned_to > start:  # nothing for this child here, but it need not look again
@@ -207,18 +216,30 @@ def handle_served(peer: Peer, document) -> dict:
 # --- the child's side -----------------------------------------------------------------------------
 
 
-def _known(origin: str, size: int) -> wire.KnownCheckpoint | None:
-    stored = Checkpoint.objects.filter(origin=origin, size=size).first()
+def _known(origin: str, size: int | None = None) -> wire.KnownCheckpoint | None:
+    """Our checkpoint of `origin` at `size`, or our latest one."""
+    stored = Checkpoint.objects.filter(origin=origin)
+    stored = stored.filter(size=size).first() if size is not None else stored.order_by("-size").first()
     return wire.KnownCheckpoint(stored.size, bytes(stored.root_hash), stored.note) if stored else None
+
+
+def known_sizes() -> dict[str, int]:
+    """origin -> size of our latest checkpoint, for the logs we hold in part (the served request's
+    "known": the parent proves its checkpoints consistent with these)."""
+    rows = Checkpoint.objects.filter(origin__in=partial_origins()).values("origin").annotate(top=Max("size"))
+    return {row["origin"]: row["top"] for row in rows}
 
 
 def receive_group(group) -> int:
     """Verify one served group, then store its new entries with their proofs and apply them to the
-    records, in one transaction. Returns how many entries were new here."""
+    records, in one transaction. Returns how many entries were new here. Every check, the
+    consistency proof from our latest checkpoint included, runs before anything is written."""
     if isinstance(group, dict) and set(group) == {"origin", "scanned_to"}:
         return 0  # only the parent's scan position: nothing to verify or store
-    checked = partial_wire.check_group(group)
-    known = _known(checked.origin, checked.size)
+    origin = group.get("origin") if isinstance(group, dict) else None
+    latest = _known(origin) if isinstance(origin, str) and wire._NODE_ID.match(origin) else None
+    checked = partial_wire.check_group(group, known=latest)
+    known = _known(checked.origin, checked.size)  # an older checkpoint than our latest, if we hold it
     if known is not None and known.root != checked.root:
         raise wire.InconsistentCheckpoint(
             f"{checked.origin} signed two different trees of size {checked.size}: a fork",
@@ -383,7 +404,8 @@ def pull_served(peer: Peer, client, *, max_entries: int, say) -> tuple[int, int,
     problems: list[str] = []
     refused: set[str] = set(blocked_origins(peer))
     for _ in range(MAX_REQUESTS):
-        reply = client.call("served", {"cursor": cursor, "referrals": referrals, "max_entries": max_entries})
+        request = {"cursor": cursor, "referrals": referrals, "max_entries": max_entries}
+        reply = client.call("served", {**request, "known": known_sizes()})
         answer = reply.get("groups")
         if not isinstance(answer, list) or len(answer) > partial_wire.MAX_GROUPS:
             raise wire.WireError(f"{peer.node_id} sent a malformed served answer")
@@ -400,7 +422,11 @@ def pull_served(peer: Peer, client, *, max_entries: int, say) -> tuple[int, int,
                 from .services import ForkRefused, keep_evidence  # services imports this module
 
                 refusal = ForkRefused(
-                    str(fork), origin=origin, our_note=fork.our_note, their_note=fork.their_note
+                    str(fork),
+                    origin=origin,
+                    our_note=fork.our_note,
+                    their_note=fork.their_note,
+                    proof=fork.proof,
                 )
                 keep_evidence(refusal, peer=peer, source=f"peer {peer.node_id}")
                 problems.append(f"served {origin}: {fork}")

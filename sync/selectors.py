@@ -193,6 +193,8 @@ def peer_facts(peer: Peer, ours: dict | None = None) -> dict:
         "lag_entries": None,
         "ahead_entries": None,
         "sizes_seen_at": None,
+        "clock_offset": None,  # seconds the peer's clock is ahead of ours, from its last request
+        "clock_offset_at": None,
         "forks": ForkEvidence.objects.filter(peer=peer, resolved=False).count(),
     }
     if state is not None:
@@ -215,6 +217,8 @@ def peer_facts(peer: Peer, ours: dict | None = None) -> dict:
             lag_entries=behind if state.peer_sizes_at else None,
             ahead_entries=ahead if state.peer_sizes_at else None,
             sizes_seen_at=_iso(state.peer_sizes_at),
+            clock_offset=state.clock_offset,
+            clock_offset_at=_iso(state.clock_offset_at),
         )
     return facts
 
@@ -277,6 +281,7 @@ def network_nodes() -> list[dict]:
             "rounds": state.rounds if state else 0,
             "bytes_moved": (state.bytes_sent + state.bytes_received) if state else 0,
             "lag_entries": None,
+            "clock_offset": state.clock_offset if state else None,
             "forks": forks.get(peer.pk, 0) if peer else 0,
         }
         if state is not None and state.peer_sizes_at:

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from asicproof.models import Proof
@@ -174,17 +174,50 @@ def _record_peer_sizes(peer: Peer, vector: dict) -> None:
 class DatabaseReplayCache:
     """wire.ReplayCache's contract, kept in the database so every worker process shares it."""
 
-    def check_and_add(self, node: str, nonce: str, timestamp: int, now: float) -> None:
-        SeenNonce.objects.filter(expires_at__lt=int(now)).delete()
-        if SeenNonce.objects.filter(node_id=node).count() >= NONCES_PER_NODE:
-            raise wire.AuthError("too many requests within the replay window; try again later")
-        try:
-            with transaction.atomic():
-                SeenNonce.objects.create(
-                    node_id=node, nonce=nonce, expires_at=timestamp + wire.CLOCK_SKEW_SECONDS + 1
-                )
-        except IntegrityError:
-            raise wire.AuthError("replayed request: this nonce was used already") from None
+    def __init__(self, window: int = wire.COUNTER_REORDER_WINDOW):
+        self.window = window
+
+    def check_and_add(self, node: str, nonce: str, counter: int) -> None:
+        with transaction.atomic():
+            nonces = SeenNonce.objects.filter(node_id=node)
+            highest = nonces.aggregate(highest=Max("counter"))["highest"]
+            wire.check_fresh(
+                counter,
+                nonce,
+                highest=highest,
+                seen=nonces.filter(nonce=nonce).exists(),
+                window=self.window,
+            )
+            # Below the window the counter alone refuses a replay: those nonces are dead weight.
+            nonces.filter(counter__lte=max(counter, highest or 0) - self.window).delete()
+            if nonces.count() >= NONCES_PER_NODE:
+                raise wire.AuthError("too many requests within the replay window; try again later")
+            try:
+                with transaction.atomic():
+                    SeenNonce.objects.create(node_id=node, nonce=nonce, counter=counter)
+            except IntegrityError:
+                raise wire.AuthError("replayed request: this nonce was used already") from None
+
+
+def note_clock_offset(peer: Peer, offset: int) -> None:
+    """The peer's clock as seen in its last verified request: shown, never a reason to refuse."""
+    SyncState.objects.get_or_create(peer=peer)
+    SyncState.objects.filter(peer=peer).update(clock_offset=offset, clock_offset_at=timezone.now())
+
+
+def raise_request_counter(peer: Peer, floor: int) -> None:
+    """Our next counter for `peer` will be above `floor` (what it last accepted from us)."""
+    SyncState.objects.get_or_create(peer=peer)
+    SyncState.objects.filter(peer=peer, sent_counter__lt=floor).update(sent_counter=floor)
+
+
+def next_request_counter(peer: Peer) -> int:
+    """Our next signed-request counter for `peer`, persisted first so it never repeats or goes back."""
+    with transaction.atomic():
+        state, _ = SyncState.objects.select_for_update().get_or_create(peer=peer)
+        state.sent_counter = wire.next_counter(state.sent_counter)
+        state.save(update_fields=["sent_counter"])
+        return state.sent_counter
 
 
 # --- receiving batches ----------------------------------------------------------------------------
@@ -439,7 +472,7 @@ class PeerClient:
         self.peer, self.timeout = peer, timeout
         self.bytes_sent = self.bytes_received = 0
 
-    def call(self, name: str, document) -> dict:
+    def call(self, name: str, document, *, retried: bool = False) -> dict:
         identity = _identity()
         body = wire.compress(document)
         url = f"{self.peer.url}/sync/{name}"
@@ -450,6 +483,7 @@ class PeerClient:
             path=urlsplit(url).path,
             recipient=self.peer.node_id,
             body=body,
+            counter=next_request_counter(self.peer),
         )
         headers["Content-Type"] = wire.CONTENT_TYPE
         request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
@@ -466,6 +500,12 @@ class PeerClient:
         except (urllib.error.URLError, OSError) as error:
             raise Unavailable(f"cannot reach {self.peer.node_id} at {self.peer.url}: {error}") from None
         self.bytes_received += len(answer)
+        if status == 401 and not retried:
+            floor = self._counter_floor(answer, reply_headers, headers[wire.H_NONCE])
+            if floor is not None:  # our counter went back (restored from a backup): move past theirs
+                log.warning("request counter for %s moved past %s", self.peer.node_id, floor)
+                raise_request_counter(self.peer, floor)
+                return self.call(name, document, retried=True)
         if status != 200:
             raise self._refusal(status, answer)
         try:
@@ -484,6 +524,23 @@ class PeerClient:
             raise Refused(f"the answer from {self.peer.node_id} is not a JSON object")
         _confirm_pairing(self.peer)
         return reply
+
+    def _counter_floor(self, answer: bytes, reply_headers, nonce: str) -> int | None:
+        """The highest counter the peer saw from us, from its signed refusal of a stale counter."""
+        try:
+            wire.verify_response(
+                reply_headers,
+                node_id=self.peer.node_id,
+                public_key=wire.public_key_bytes(self.peer.public_key),
+                status=401,
+                request_nonce=nonce,
+                body=answer,
+            )
+            floor = wire.parse_json(answer).get("counter_floor")
+        except (wire.WireError, AttributeError):
+            return None
+        ok = type(floor) is int and 0 <= floor < wire.MAX_COUNTER - wire.COUNTER_REORDER_WINDOW
+        return floor if ok else None
 
     def _refusal(self, status: int, answer: bytes) -> SyncError:
         try:

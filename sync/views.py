@@ -30,8 +30,8 @@ def _respond(status: int, body: bytes, content_type: str, nonce: str) -> HttpRes
     return response
 
 
-def _refuse(status: int, reason: str, nonce: str = "") -> HttpResponse:
-    body = json.dumps({"error": reason, "refused": True}).encode()
+def _refuse(status: int, reason: str, nonce: str = "", **facts) -> HttpResponse:
+    body = json.dumps({"error": reason, "refused": True, **facts}).encode()
     return _respond(status, body, "application/json", nonce)
 
 
@@ -71,8 +71,11 @@ def _endpoint(name: str):
                 recipient=ledger_selectors.self_node_id(),
                 replay=services.DatabaseReplayCache(),
             )
+        except wire.StaleCounter as error:  # only a verified sender learns where its counter must go
+            return _refuse(401, str(error), nonce, counter_floor=error.highest)
         except wire.AuthError as error:
             return _refuse(401, str(error), nonce)
+        services.note_clock_offset(peer, wire.clock_offset(auth))
         if request.content_type != wire.CONTENT_TYPE:
             return _refuse(415, f"sync bodies are {wire.CONTENT_TYPE}", nonce)
         services.note_contact(peer, received=len(body))

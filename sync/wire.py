@@ -15,9 +15,25 @@ Bundle file (a USB stick's worth of batches, signed by the node that wrote it):
     body    zstd(canonical JSON {"format": "siliconhealth-bundle/1", "sender", "sender_public_key",
             "recipient", "created", "batches": [...]})
     The signature covers line 1, line 2 without its signature, and the compressed body.
-Signed HTTP request: Ed25519 over (method, path, recipient node id, timestamp, nonce, sha256(body)),
-in headers X-SH-Node, X-SH-To, X-SH-Timestamp, X-SH-Nonce, X-SH-Signature; the response is signed
-by the responder over (status, the request's nonce, sha256(body)), so it cannot be swapped either.
+Signed HTTP request: Ed25519 over (method, path, recipient node id, timestamp, counter, nonce,
+sha256(body)), in headers X-SH-Node, X-SH-To, X-SH-Timestamp, X-SH-Counter, X-SH-Nonce,
+X-SH-Signature; the response is signed by the responder over (status, the request's nonce,
+sha256(body)), so it cannot be swapped either.
+
+Replay protection does not depend on the two nodes' clocks agreeing: a Raspberry Pi without a
+real-time clock that boots offline may be hours or years off, and must still sync. The timestamp is
+the sender's wall clock, signed but only *reported* (the receiver records the offset so operators see
+the skew); it is never a reason to refuse. Freshness comes from two things the sender controls alone:
+  - counter: a per-recipient number the sender persists and never lets go backwards (an HLC-style
+    tick: max(last + 1, its wall-clock ms << 16)), and
+  - nonce: random, never accepted twice.
+The receiver accepts a request iff its nonce is new for that sender AND its counter is above
+(highest counter accepted from that sender) - COUNTER_REORDER_WINDOW. The window lets a few requests
+that were in flight at once arrive out of order. A nonce is remembered only while its counter is
+inside the window: once it has fallen below, the counter check alone refuses its replay, so it is
+pruned. Storage is thus bounded per sender by what it sent within one window of its own counter (and
+capped: when full of live nonces the receiver fails closed rather than forgetting one). The highest
+counter survives pruning (it is always inside the window), so it needs no separate row.
 """
 
 from __future__ import annotations
@@ -25,7 +41,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import heapq
 import json
 import re
 import secrets
@@ -38,7 +53,7 @@ import zstandard
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger import merkle, note
+from ledger import hlc, merkle, note
 from ledger.canonical import CanonicalError, canonical_json
 from ledger.entries import leaf_of_wire_entry, log_origin
 from ledger.identity import node_id_for
@@ -55,17 +70,20 @@ MAX_BUNDLE_DECOMPRESSED_BYTES = 1024 * 1024 * 1024
 MAX_BATCH_ENTRIES = 10_000
 MAX_ASIC_PROOFS = 1_000
 MAX_BATCHES = 100_000
-CLOCK_SKEW_SECONDS = 300
+# How far out of order (in the sender's counter: ~5 min of its clock) concurrent requests may arrive.
+COUNTER_REORDER_WINDOW = hlc.pack(300_000, 0)
+MAX_COUNTER = (1 << 63) - 1  # stored in a signed 64-bit column
 ENTRY_FIELDS = {"index": int, "kind": str, "type": str, "id": str, "payload": str, "author": str, "hlc": int}
 # Column widths of ledger.Entry: a longer value would fail half-way on PostgreSQL, so refuse it here.
 _FIELD_LIMITS = {"kind": 16, "type": 32, "author": 150}
 _NODE_ID = re.compile(r"sh-[0-9a-f]{16}\Z")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}\Z")
 
-H_NODE, H_TO, H_TIMESTAMP, H_NONCE, H_SIGNATURE = (
+H_NODE, H_TO, H_TIMESTAMP, H_COUNTER, H_NONCE, H_SIGNATURE = (
     "X-SH-Node",
     "X-SH-To",
     "X-SH-Timestamp",
+    "X-SH-Counter",
     "X-SH-Nonce",
     "X-SH-Signature",
 )
@@ -77,6 +95,15 @@ class WireError(ValueError):
 
 class AuthError(WireError):
     """A request or response whose signature, time or nonce does not check out."""
+
+
+class StaleCounter(AuthError):
+    """The request's counter is too far behind the highest seen from its sender. The (signed) refusal
+    tells the sender that highest, so a sender restored from a backup can move its counter past it."""
+
+    def __init__(self, reason: str, highest: int):
+        super().__init__(reason)
+        self.highest = highest
 
 
 class InconsistentCheckpoint(WireError):
@@ -205,9 +232,17 @@ def _verify_ed25519(public_key: bytes, signature: bytes, message: bytes) -> bool
 # --- signed requests ------------------------------------------------------------------------------
 
 
-def request_message(method: str, path: str, recipient: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-    fields = ("siliconhealth-sync-request/1", method.upper(), path, recipient, timestamp, nonce)
+def request_message(
+    method: str, path: str, recipient: str, timestamp: str, counter: str, nonce: str, body: bytes
+) -> bytes:
+    fields = ("siliconhealth-sync-request/2", method.upper(), path, recipient, timestamp, counter, nonce)
     return ("\n".join(fields) + f"\n{hashlib.sha256(body).hexdigest()}\n").encode()
+
+
+def next_counter(last: int, now: float | None = None) -> int:
+    """The sender's next request counter after `last`: never backwards, whatever its clock does."""
+    now_ms = int((time.time() if now is None else now) * 1000)
+    return hlc.tick(max(0, last), max(0, now_ms))
 
 
 def sign_request(
@@ -218,16 +253,20 @@ def sign_request(
     path: str,
     recipient: str,
     body: bytes,
+    counter: int,
     now: float | None = None,
     nonce: str | None = None,
 ) -> dict[str, str]:
-    timestamp = str(int(time.time() if now is None else now))
+    timestamp = str(max(0, int(time.time() if now is None else now)))
     nonce = nonce or secrets.token_urlsafe(18)
-    signature = private_key.sign(request_message(method, path, recipient, timestamp, nonce, body))
+    signature = private_key.sign(
+        request_message(method, path, recipient, timestamp, str(counter), nonce, body)
+    )
     return {
         H_NODE: node_id,
         H_TO: recipient,
         H_TIMESTAMP: timestamp,
+        H_COUNTER: str(counter),
         H_NONCE: nonce,
         H_SIGNATURE: b64(signature),
     }
@@ -238,13 +277,15 @@ class RequestAuth:
     node: str
     recipient: str
     timestamp: int
+    counter: int
     nonce: str
     signature: bytes
 
 
 def parse_request_headers(headers: Mapping[str, str]) -> RequestAuth:
     """The claimed sender and signature fields, checked for shape only (nothing is trusted yet)."""
-    missing = [name for name in (H_NODE, H_TO, H_TIMESTAMP, H_NONCE, H_SIGNATURE) if not headers.get(name)]
+    names = (H_NODE, H_TO, H_TIMESTAMP, H_COUNTER, H_NONCE, H_SIGNATURE)
+    missing = [name for name in names if not headers.get(name)]
     if missing:
         raise AuthError(f"unsigned request: missing {', '.join(missing)}")
     node, recipient = headers[H_NODE], headers[H_TO]
@@ -252,8 +293,11 @@ def parse_request_headers(headers: Mapping[str, str]) -> RequestAuth:
         if not _NODE_ID.match(value):
             raise AuthError(f"{H_NODE if what == 'sender' else H_TO} is not a node id")
     timestamp = headers[H_TIMESTAMP]
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise AuthError(f"{H_TIMESTAMP} must be whole seconds since 1970")
+    counter = headers[H_COUNTER]
+    if not counter.isascii() or not counter.isdigit() or len(counter) > 19 or int(counter) > MAX_COUNTER:
+        raise AuthError(f"{H_COUNTER} must be a whole number below 2**63")
     nonce = headers[H_NONCE]
     if not _NONCE.match(nonce):
         raise AuthError(f"{H_NONCE} must be 16 to 64 URL-safe characters")
@@ -261,32 +305,42 @@ def parse_request_headers(headers: Mapping[str, str]) -> RequestAuth:
         signature = unb64(headers[H_SIGNATURE], H_SIGNATURE, 64)
     except WireError as error:
         raise AuthError(str(error)) from None
-    return RequestAuth(node, recipient, int(timestamp), nonce, signature)
+    return RequestAuth(node, recipient, int(timestamp), int(counter), nonce, signature)
+
+
+def check_fresh(counter: int, nonce: str, *, highest: int | None, seen: bool, window: int) -> None:
+    """The freshness rule (module docstring), shared by the in-memory and the database caches."""
+    if seen:
+        raise AuthError("replayed request: this nonce was used already")
+    if highest is not None and counter <= highest - window:
+        raise StaleCounter(
+            f"replayed or stale request: its counter {counter} is behind the {highest} already seen "
+            "from this node by more than the reorder window",
+            highest,
+        )
 
 
 class ReplayCache:
-    """Nonces seen within the clock-skew window, bounded. A nonce is remembered until its request
-    could no longer pass the timestamp check; when the cache is full of live nonces it refuses new
-    requests (fails closed) instead of forgetting one that could then be replayed."""
+    """Per sender: the nonces whose counter is still inside the reorder window, and so the highest
+    counter. Bounded (module docstring); fails closed when full of live nonces."""
 
-    def __init__(self, window_seconds: int = CLOCK_SKEW_SECONDS, max_entries: int = 100_000):
-        self.window, self.max_entries = window_seconds, max_entries
-        self._seen: set[tuple[str, str]] = set()
-        self._expiry: list[tuple[int, str, str]] = []
+    def __init__(self, window: int = COUNTER_REORDER_WINDOW, max_entries: int = 100_000):
+        self.window, self.max_entries = window, max_entries
+        self._seen: dict[str, dict[str, int]] = {}  # node -> nonce -> counter
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return sum(len(nonces) for nonces in self._seen.values())
 
-    def check_and_add(self, node: str, nonce: str, timestamp: int, now: float) -> None:
-        while self._expiry and self._expiry[0][0] < now:
-            _, old_node, old_nonce = heapq.heappop(self._expiry)
-            self._seen.discard((old_node, old_nonce))
-        if (node, nonce) in self._seen:
-            raise AuthError("replayed request: this nonce was used already")
-        if len(self._seen) >= self.max_entries:
+    def check_and_add(self, node: str, nonce: str, counter: int) -> None:
+        nonces = self._seen.setdefault(node, {})
+        highest = max(nonces.values(), default=None)
+        check_fresh(counter, nonce, highest=highest, seen=nonce in nonces, window=self.window)
+        floor = max(counter, highest or 0) - self.window
+        for old in [n for n, c in nonces.items() if c <= floor]:
+            del nonces[old]  # its counter alone now refuses a replay
+        if len(nonces) >= self.max_entries:
             raise AuthError("too many requests within the replay window; try again later")
-        self._seen.add((node, nonce))
-        heapq.heappush(self._expiry, (timestamp + self.window + 1, node, nonce))
+        nonces[nonce] = counter
 
 
 def verify_request(
@@ -298,23 +352,23 @@ def verify_request(
     body: bytes,
     recipient: str,
     replay: ReplayCache,
-    now: float | None = None,
-    skew: int = CLOCK_SKEW_SECONDS,
 ) -> None:
-    """Refuses (AuthError) a request not signed by `public_key`, addressed elsewhere, outside the clock
-    window, or seen before. The nonce is remembered only once the signature has verified."""
-    now = time.time() if now is None else now
+    """Refuses (AuthError) a request not signed by `public_key`, addressed elsewhere, or not fresh
+    (nonce seen, counter too far back). The sender's clock is not checked: see the module docstring.
+    The nonce is remembered only once the signature has verified."""
     if auth.recipient != recipient:
         raise AuthError(f"the request is addressed to {auth.recipient}, not to this node ({recipient})")
-    message = request_message(method, path, auth.recipient, str(auth.timestamp), auth.nonce, body)
+    message = request_message(
+        method, path, auth.recipient, str(auth.timestamp), str(auth.counter), auth.nonce, body
+    )
     if not _verify_ed25519(public_key, auth.signature, message):
         raise AuthError("request signature does not verify (wrong key, or the request was altered)")
-    if abs(now - auth.timestamp) > skew:
-        raise AuthError(
-            f"request timestamp is {int(now - auth.timestamp)} s away from our clock (limit {skew} s): "
-            "stale, replayed, or a clock is wrong"
-        )
-    replay.check_and_add(auth.node, auth.nonce, auth.timestamp, now)
+    replay.check_and_add(auth.node, auth.nonce, auth.counter)
+
+
+def clock_offset(auth: RequestAuth, now: float | None = None) -> int:
+    """Seconds the sender's clock is ahead of ours (negative: behind), as seen in its request."""
+    return auth.timestamp - int(time.time() if now is None else now)
 
 
 def response_message(status: int, request_nonce: str, body: bytes) -> bytes:

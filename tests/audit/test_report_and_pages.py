@@ -121,7 +121,7 @@ def test_the_network_page_lists_every_node_with_sync_facts(client, login):
         node_id="c" * 64, public_key="A" * 43 + "=", tier="mobile_point", role="child", revoked=True
     )
     SyncState.objects.create(
-        peer=parent, last_success_at=timezone.now(), bytes_sent=2048, bytes_received=2048
+        peer=parent, last_success_at=timezone.now(), bytes_sent=2048, bytes_received=2048, clock_offset=3600
     )
     SyncState.objects.create(peer=child, rounds_failed=3, last_error="timed out")
     login("admin")
@@ -132,6 +132,7 @@ def test_the_network_page_lists_every_node_with_sync_facts(client, login):
     assert sum(1 for n in nodes.values() if n["is_self"]) == 1
     body = page.content.decode()
     assert '<svg class="tree"' in body and body.count("<line ") == 2  # self under parent, child under self
+    assert nodes["p" * 64]["clock_offset"] == 3600 and "+3600 s" in body
 
 
 @pytest.mark.django_db

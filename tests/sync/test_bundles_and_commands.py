@@ -266,6 +266,17 @@ def test_status_reports_each_peer(sender):
     assert code == 0 and sender.node_id in out and "never" in out
 
 
+def test_status_shows_each_peers_clock_offset(sender):
+    code, out, _ = run("status")
+    assert "clock offset unknown" in out
+    peer = Peer.objects.get(node_id=sender.node_id)
+    services.note_clock_offset(peer, -3600)
+    code, out, _ = run("status")
+    assert code == 0 and "clock -3600 s vs ours" in out
+    (facts,) = json.loads(run("status", "--json")[1])["peers"]
+    assert facts["clock_offset"] == -3600 and facts["clock_offset_at"]
+
+
 def test_run_with_an_unknown_peer_cannot_run():
     from django.core.management.base import CommandError
 

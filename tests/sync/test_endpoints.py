@@ -1,6 +1,7 @@
 """/sync/ endpoints: signed requests from known peers only; every refusal changes nothing."""
 
 import json
+import time
 
 import pytest
 
@@ -8,7 +9,7 @@ from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from ledger.models import Checkpoint, Entry
 from records.models import Patient
-from sync import services, wire
+from sync import selectors, services, wire
 from sync.models import ForkEvidence, Peer, SeenNonce, SyncState
 
 from ..ledger.remote import RemoteNode
@@ -49,12 +50,15 @@ class Caller:
     def __init__(self, client, *, register: bool = True):
         self.client, self.log = client, FakeLog()
         self.node_id = self.log.node_id
+        self.counter = 0
         if register:
             services.add_peer(
                 node_id=self.node_id, public_key=self.log.public_b64, tier="mobile_point", role="child"
             )
 
     def headers(self, name: str, body: bytes, **kwargs) -> dict:
+        if "counter" not in kwargs:
+            self.counter = kwargs["counter"] = wire.next_counter(self.counter, kwargs.get("now"))
         return wire.sign_request(
             self.log.key,
             self.node_id,
@@ -149,11 +153,37 @@ def test_a_replayed_request_is_refused(caller):
     assert _snapshot() == before
 
 
-def test_a_stale_request_is_refused(caller):
-    import time
+@pytest.mark.parametrize("skew", [3600, -3600], ids=["1h-ahead", "1h-behind"])
+def test_a_peer_whose_clock_is_off_syncs_and_its_offset_is_recorded(caller, skew):
+    remote = RemoteNode()
+    remote.patient()
+    now = time.time()
+    assert answer(caller.post("sizes", {"have": {}}, now=now + skew))["node"]
+    assert answer(caller.post("push", as_batch(remote), now=now + skew))["applied"] == 1
+    state = SyncState.objects.get(peer__node_id=caller.node_id)
+    assert abs(state.clock_offset - skew) <= 5
+    assert selectors.status()["peers"][0]["clock_offset"] == state.clock_offset
 
-    reason = refusal(caller.post("sizes", {"have": {}}, now=time.time() - 3600), 401)
-    assert "stale, replayed, or a clock is wrong" in reason
+
+def test_a_request_whose_counter_went_backwards_is_refused(caller):
+    answer(caller.post("sizes", {"have": {}}))
+    before = _snapshot()
+    remote = RemoteNode()
+    remote.patient()
+    stale = caller.counter - wire.COUNTER_REORDER_WINDOW
+    response = caller.post("push", as_batch(remote), counter=stale)
+    assert "is behind" in refusal(response, 401)
+    assert json.loads(response.content)["counter_floor"] == caller.counter  # so a restored sender recovers
+    assert _snapshot() == before
+
+
+def test_seen_nonces_stay_bounded(caller):
+    start = wire.next_counter(0)
+    for n in range(6):  # a peer syncing for half an hour, one request every 5 minutes of its clock
+        counter = start + n * wire.COUNTER_REORDER_WINDOW // 2
+        answer(caller.post("sizes", {"have": {}}, counter=counter))
+    # Only the nonces still inside the reorder window are kept; older ones are refused by counter.
+    assert SeenNonce.objects.filter(node_id=caller.node_id).count() == 2
 
 
 def test_a_request_signed_for_another_path_is_refused(caller):

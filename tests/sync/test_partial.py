@@ -171,6 +171,82 @@ def test_a_forked_partial_log_is_refused(far):
     assert Entry.objects.filter(origin=node.node_id).count() == 1
 
 
+class ServingParent:
+    """A parent holding `node`'s log whole, answering /sync/served with the entries at `indexes`, a
+    consistency proof from the child's known checkpoint when there is one."""
+
+    def __init__(self, node: RemoteNode, indexes):
+        self.node, self.indexes, self.requests = node, indexes, []
+
+    def call(self, name, document):
+        assert name == "served"
+        self.requests.append(document)
+        group = served_group(self.node, self.indexes)
+        known = document["known"].get(self.node.node_id, 0)
+        if 0 < known < len(self.node.entries):
+            proof = self.node.tree.consistency_proof(known, len(self.node.entries))
+            group["consistency"] = {"from_size": known, "proof": [wire.b64(h) for h in proof]}
+        return {"groups": [group], "referrals": 0, "more": False}
+
+
+def _partial_parent() -> Peer:
+    parent = RemoteNode()
+    return services.add_peer(
+        node_id=parent.node_id, public_key=parent.public_b64, tier="urban_centre", role="parent"
+    )
+
+
+def test_consistent_growth_of_a_partial_log_is_proven_and_accepted(far):
+    node, _ = far
+    partial.receive_group(served_group(node, [1]))  # we hold its checkpoint of size 4
+    grown = node.patient(patient_number="FAR-9-X")
+    parent = ServingParent(node, [1, 4])
+    applied, _, problems = partial.pull_served(_partial_parent(), parent, max_entries=100, say=lambda _: None)
+    assert problems == [] and applied == 1 and Patient.objects.filter(pk=grown.pk).exists()
+    assert parent.requests[0]["known"] == {node.node_id: 4}
+    assert PartialProof.objects.get(origin=node.node_id, index=4).checkpoint_size == 5
+
+
+def test_an_inconsistent_larger_partial_checkpoint_is_refused_as_a_fork(far):
+    from audit.models import Alert
+    from sync.models import ForkEvidence
+
+    node, _ = far
+    partial.receive_group(served_group(node, [1]))
+    ours = Checkpoint.objects.get(origin=node.node_id, size=4).note
+    fork = RemoteNode.__new__(RemoteNode)
+    fork.__dict__.update(node.__dict__, entries=[], tree=type(node.tree)())
+    forged = [fork.patient(patient_number=f"FRK-{i}-X") for i in range(6)]
+    before = (Entry.objects.count(), Checkpoint.objects.count(), Patient.objects.count())
+    applied, _, problems = partial.pull_served(
+        _partial_parent(), ServingParent(fork, [4, 5]), max_entries=100, say=lambda _: None
+    )
+    assert applied == 0 and "not consistent" in problems[0]
+    assert (Entry.objects.count(), Checkpoint.objects.count(), Patient.objects.count()) == before
+    assert not Patient.objects.filter(pk__in=[p.pk for p in forged]).exists()
+    evidence = ForkEvidence.objects.get(origin=node.node_id)
+    assert evidence.our_note == ours and evidence.their_note == fork.checkpoint(6) and evidence.proof
+    alert = Alert.objects.get(kind="fork")
+    assert alert.evidence["their_checkpoint"] == fork.checkpoint(6)
+
+
+def test_the_parent_proves_its_checkpoint_consistent_with_the_childs(child):
+    _, peer, _, _ = child
+    me = ledger_selectors.self_node_id()
+    first = _ask(peer)
+    (group,) = [g for g in first["groups"] if g.get("origin") == me and "entries" in g]
+    assert group["consistency"] is None  # the child knows no checkpoint of ours yet
+    old = partial_wire.check_group(group)
+    factories.encounter(child[2])
+    services.seal_own_checkpoint()
+    again = partial.handle_served(
+        peer, {"cursor": {}, "referrals": 0, "max_entries": 1000, "known": {me: old.size}}
+    )
+    (grown,) = [g for g in again["groups"] if g.get("origin") == me and "entries" in g]
+    checked = partial_wire.check_group(grown, known=wire.KnownCheckpoint(old.size, old.root, old.checkpoint))
+    assert checked.size > old.size and checked.proven_from == old.size
+
+
 def test_a_peer_row_remembers_a_partial_parent():
     node = RemoteNode()
     peer = services.add_peer(

@@ -93,6 +93,55 @@ def test_a_different_tree_of_a_size_we_hold_is_a_fork(log):
     assert caught.value.our_note == log.checkpoint() and caught.value.their_note == fork.checkpoint()
 
 
+def proven(log: FakeLog, from_size: int, **kwargs) -> dict:
+    grown = group(log, **kwargs)
+    proof = log.tree.consistency_proof(from_size, len(log.entries))
+    grown["consistency"] = {"from_size": from_size, "proof": [wire.b64(h) for h in proof]}
+    return grown
+
+
+def test_consistent_growth_from_the_checkpoint_we_hold_is_proven(log):
+    checked = partial_wire.check_group(proven(log, 5), known=log.known(5))
+    assert checked.proven_from == 5 and checked.size == 13
+    assert partial_wire.check_group(group(log), known=log.known(5)).proven_from is None  # forwarded: no tree
+
+
+def test_an_inconsistent_larger_checkpoint_is_a_fork_with_its_proof(log):
+    fork = FakeLog(log.key)
+    fork.add(13, text="rewritten")
+    bad = proven(fork, 5)
+    with pytest.raises(wire.InconsistentCheckpoint, match="not consistent") as caught:
+        partial_wire.check_group(bad, known=log.known(5))
+    assert caught.value.our_note == log.checkpoint(5) and caught.value.their_note == fork.checkpoint()
+    assert caught.value.proof == bad["consistency"]["proof"]
+
+
+def test_a_consistency_proof_from_another_size_is_refused(log):
+    with pytest.raises(wire.WireError, match="starts at size 4, but we hold its checkpoint of size 5"):
+        partial_wire.check_group(proven(log, 4), known=log.known(5))
+
+
+@pytest.mark.parametrize(
+    ("consistency", "reason"),
+    [
+        ("proof", "null or"),
+        ({"from_size": 5}, "null or"),
+        ({"from_size": 0, "proof": []}, "from_size"),
+        ({"from_size": 13, "proof": []}, "from_size"),
+        ({"from_size": "5", "proof": []}, "from_size"),
+        ({"from_size": 5, "proof": ["AAAA"] * 129}, "at most 128"),
+        ({"from_size": 5, "proof": ["not base64!"]}, "not base64"),
+        ({"from_size": 5, "proof": "AAAA"}, "list"),
+        ({"from_size": 5, "proof": [wire.b64(bytes(32))]}, "not consistent"),
+    ],
+)
+def test_malformed_or_wrong_consistency_proofs_are_refused(log, consistency, reason):
+    bad = group(log)
+    bad["consistency"] = consistency
+    with pytest.raises(wire.WireError, match=reason):
+        partial_wire.check_group(bad, known=log.known(5))
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
@@ -143,6 +192,22 @@ def test_a_non_object_group_is_refused():
         ({"cursor": {"sh-0123456789abcdef": True}, "referrals": 0, "max_entries": 5}, "non-negative"),
         ({"cursor": {}, "referrals": -1, "max_entries": 5}, "referrals"),
         ({"cursor": {}, "referrals": 0, "max_entries": 0}, "max_entries"),
+        ({"cursor": {}, "referrals": 0, "max_entries": 5, "known": []}, "known must be"),
+        ({"cursor": {}, "referrals": 0, "max_entries": 5, "known": {"x": 1}}, "not a node id"),
+        (
+            {"cursor": {}, "referrals": 0, "max_entries": 5, "known": {"sh-0123456789abcdef": 2**63}},
+            "non-neg",
+        ),
+        ({"cursor": {}, "referrals": 0, "max_entries": 5, "known": {}, "extra": 1}, "a served request"),
+        (
+            {
+                "cursor": {},
+                "referrals": 0,
+                "max_entries": 1,
+                "known": {f"sh-{i:016x}": 0 for i in range(100_001)},
+            },
+            "at most",
+        ),
         (
             {"cursor": {f"sh-{i:016x}": 0 for i in range(100_001)}, "referrals": 0, "max_entries": 1},
             "at most",
@@ -156,7 +221,11 @@ def test_malformed_requests_are_refused(document, reason):
 
 def test_a_good_request_is_read():
     cursor = {"sh-0123456789abcdef": 4}
-    assert partial_wire.check_request({"cursor": cursor, "referrals": 2, "max_entries": 9}) == (cursor, 2, 9)
+    plain = {"cursor": cursor, "referrals": 2, "max_entries": 9}
+    assert partial_wire.check_request(plain) == (cursor, 2, 9, {})
+    known = {"sh-0123456789abcdef": 3}
+    document = {"cursor": cursor, "referrals": 2, "max_entries": 9, "known": known}
+    assert partial_wire.check_request(document) == (cursor, 2, 9, known)
 
 
 def test_stored_proofs_round_trip(log):

@@ -197,12 +197,17 @@ class Command(BaseCommand):
                     else f"{p['lag_entries']} behind, {p['ahead_entries']} ahead"
                 )
                 revoked = " REVOKED" if p["revoked"] else ""
+                clock = (
+                    "clock offset unknown"
+                    if p["clock_offset"] is None
+                    else f"clock {p['clock_offset']:+d} s vs ours"
+                )
                 self.stdout.write(
                     f"{p['node_id']} {p['role']} {p['url'] or '(no url)'}{revoked}\n"
                     f"  last success {p['last_success'] or 'never'}; "
                     f"last contact {p['last_contact'] or 'never'}; lag {lag}; "
-                    f"{p['bytes_sent']} bytes sent, {p['bytes_received']} received; {p['rounds']} rounds"
-                    + (f"\n  last error: {p['last_error']}" if p["last_error"] else "")
+                    f"{p['bytes_sent']} bytes sent, {p['bytes_received']} received; {p['rounds']} rounds; "
+                    f"{clock}" + (f"\n  last error: {p['last_error']}" if p["last_error"] else "")
                 )
             for fork in facts["forks"]:
                 if not fork["resolved"]:
