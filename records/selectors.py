@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.roles import Capability, has_capability
@@ -18,6 +18,15 @@ from .models import Attachment, ClinicalNote, Condition, Encounter, MedicationRe
 from .patient_number import is_valid_patient_number
 from .text import fold
 
+CHART_OBSERVATION_FIELDS = (
+    "category",
+    "code",
+    "display",
+    "value_decimal",
+    "value_text",
+    "unit",
+    "effective_at",
+)
 UNIT_DISPLAY = {"Cel": "°C", "mm[Hg]": "mmHg", "/min": "/min", "{copies}/mL": "copies/mL"}
 
 
@@ -106,19 +115,30 @@ def patient_chart(*, user, patient: Patient, encounter_limit: int = 30) -> Chart
     if not chart.clinical:
         chart.verified = verification_marks([patient])
         return chart
+    # The page shows only the visit date of each row's encounter: joined in as `encounter_started_at`
+    # rather than building a whole Encounter for each of a hundred rows.
+    visit_date = F("encounter__started_at")
     chart.conditions = list(
-        Condition.objects.filter(patient__in=ids).select_related("encounter").order_by("-created_at")[:50]
+        Condition.objects.filter(patient__in=ids)
+        .annotate(encounter_started_at=visit_date)
+        .order_by("-created_at")[:50]
     )
     chart.medications = list(
         MedicationRequest.objects.filter(patient__in=ids)
-        .select_related("encounter")
+        .annotate(encounter_started_at=visit_date)
         .order_by("-created_at")[:50]
     )
     chart.notes = list(
-        ClinicalNote.objects.filter(patient__in=ids).select_related("encounter").order_by("-created_at")[:30]
+        ClinicalNote.objects.filter(patient__in=ids)
+        .annotate(encounter_started_at=visit_date)
+        .order_by("-created_at")[:30]
     )
     chart.attachments = list(Attachment.objects.filter(patient__in=ids).order_by("-created_at")[:30])
-    observations = Observation.objects.filter(patient__in=ids).order_by("effective_at")
+    # Every observation of the patient is read (labs are all listed), so only the fields the page shows:
+    # a long-followed patient has hundreds, and building full rows was a large part of the chart's cost.
+    observations = (
+        Observation.objects.filter(patient__in=ids).only(*CHART_OBSERVATION_FIELDS).order_by("effective_at")
+    )
     for observation in observations:
         if observation.category == Observation.Category.VITAL_SIGNS:
             chart.vitals.setdefault(observation.code, []).append(observation)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -49,8 +50,14 @@ for number in range({ASIC_WORKERS}):
 TIERS = {"hospital": "regional_hospital", "rural": "rural_clinic"}
 
 
+# Databases carry the checkout's tag: PostgreSQL is shared by every checkout on the machine, while a
+# seeded home (node key, users) lives in its checkout's var/; a template seeded for another home would
+# hold another node's log.
+CHECKOUT_TAG = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+
+
 def seed_database_name(patients: int) -> str:
-    return f"siliconhealth_reliability_seed_{patients}"
+    return f"siliconhealth_reliability_seed_{patients}_{CHECKOUT_TAG}"
 
 
 def pg_url(database: str) -> str:
@@ -128,6 +135,8 @@ def _ensure_seeded(home: Path, profile: str, patients: int, say) -> dict:
     extra = {"SILICONHEALTH_SEARCH_INDEX_ON_WRITE": "0", "CELERY_BROKER_URL": "filesystem://"}
     if profile == "hospital":
         database = seed_database_name(patients)
+        if not (home / "progress.json").exists():  # a new home: a database left from an old one is stale
+            _pg_execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         if not _pg_exists(database):
             _pg_execute(f'CREATE DATABASE "{database}"')
         extra.update(DATABASE_URL=pg_url(database), PGOPTIONS="-c synchronous_commit=off")

@@ -19,7 +19,17 @@ import time
 import urllib.request
 from pathlib import Path
 
-from .seeding import BASE, ROOT, base_env, ensure_seeded, manage, pg_url, seed_database_name, seed_home
+from .seeding import (
+    BASE,
+    CHECKOUT_TAG,
+    ROOT,
+    base_env,
+    ensure_seeded,
+    manage,
+    pg_url,
+    seed_database_name,
+    seed_home,
+)
 from .supervisor import Service, Supervisor
 
 CHILD_TIER = {"hospital": "urban_centre", "rural": "mobile_point"}
@@ -116,7 +126,7 @@ class Stack:
         self.run_home = BASE / f"run-{name}"
         self.supervisor = Supervisor()
         self.web_port, self.stratum_port, self.redis_port = free_port(), free_port(), free_port()
-        self.database = f"siliconhealth_reliability_{name.replace('-', '_')}"
+        self.database = f"siliconhealth_reliability_{name.replace('-', '_')}_{CHECKOUT_TAG}"
         self.children: list[Node] = []
         self.seed_facts: dict = {}
 
