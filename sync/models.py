@@ -167,3 +167,19 @@ class RecordConflict(models.Model):
 
     class Meta:
         ordering = ["-updated_at"]
+
+
+class PairingCode(models.Model):
+    """A one-time code an admin hands to the admin of a child node. Only a hash of it is kept (it is
+    also the HMAC key both sides use); it dies when used, when it expires, or after a few wrong tries."""
+
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by_node = models.CharField(max_length=64, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
