@@ -164,22 +164,7 @@ def ingest_remote(
                     checkpoint.note,
                     checkpoint_note,
                 )
-        Entry.objects.bulk_create(
-            [
-                Entry(
-                    origin=origin,
-                    index=e["index"],
-                    kind=e["kind"],
-                    object_type=e["type"],
-                    object_id=e["id"],
-                    payload=e["payload"],
-                    author=e["author"],
-                    hlc=e["hlc"],
-                    leaf_hash=leaf,
-                )
-                for e, leaf in fresh
-            ]
-        )
+        Entry.objects.bulk_create([Entry.from_wire(origin, e, leaf) for e, leaf in fresh])
         TreeNode.objects.bulk_create(
             [TreeNode(origin=origin, level=lv, index=i, hash=h) for lv, i, h in new_nodes if lv > 0]
         )

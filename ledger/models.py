@@ -68,6 +68,21 @@ class Entry(models.Model):
     def __str__(self):
         return f"{self.origin}#{self.index} {self.kind} {self.object_type} {self.object_id}"
 
+    @classmethod
+    def from_wire(cls, origin: str, entry: dict, leaf_hash: bytes) -> "Entry":
+        """The row for an entry as sync carries it (ledger.entries' wire shape), already checked."""
+        return cls(
+            origin=origin,
+            index=entry["index"],
+            kind=entry["kind"],
+            object_type=entry["type"],
+            object_id=entry["id"],
+            payload=entry["payload"],
+            author=entry["author"],
+            hlc=entry["hlc"],
+            leaf_hash=leaf_hash,
+        )
+
 
 class TreeNode(models.Model):
     """Hash of the perfect subtree of 2**level leaves starting at leaf index * 2**level (level >= 1;

@@ -273,22 +273,7 @@ def receive_group(group) -> int:
                     raise PartialRefused(f"entry {entry['index']} of {checked.origin} differs from ours")
                 continue
             fresh.append((entry, leaf, proof))
-        Entry.objects.bulk_create(
-            [
-                Entry(
-                    origin=checked.origin,
-                    index=e["index"],
-                    kind=e["kind"],
-                    object_type=e["type"],
-                    object_id=e["id"],
-                    payload=e["payload"],
-                    author=e["author"],
-                    hlc=e["hlc"],
-                    leaf_hash=leaf,
-                )
-                for e, leaf, _ in fresh
-            ]
-        )
+        Entry.objects.bulk_create([Entry.from_wire(checked.origin, e, leaf) for e, leaf, _ in fresh])
         PartialProof.objects.bulk_create(
             [
                 PartialProof(

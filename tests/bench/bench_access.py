@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from .common import RESULTS, ROOT, manage, node_env, print_table, write_result
+from .common import RESULTS, ROOT, manage, node_env, print_table, run_in_node, write_result
 
 EVENTS = int(os.environ.get("BENCH_ACCESS_EVENTS", "100000"))
 REQUESTS = int(os.environ.get("BENCH_ACCESS_REQUESTS", "40"))
@@ -144,17 +144,9 @@ def _seeded_home() -> tuple:
     manage(home, "migrate", "-v", "0")
     if not marker.exists():
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-c", f"import json\nN = {EVENTS}\n" + SEED],
-            cwd=ROOT,
-            env=node_env(home),
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode:
-            raise RuntimeError(result.stderr[-3000:])
+        seeded = run_in_node(home, f"import json\nN = {EVENTS}\n" + SEED)
         print(f"   seeded {EVENTS} access events in {time.perf_counter() - started:.0f} s")
-        marker.write_text(result.stdout.strip().splitlines()[-1])
+        marker.write_text(seeded)
     return home, json.loads(marker.read_text())
 
 

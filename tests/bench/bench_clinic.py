@@ -8,7 +8,6 @@ import http.cookiejar
 import json
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from .common import RESULTS, ROOT, manage, node_env, print_table, summary_ms, write_result
+from .common import RESULTS, ROOT, log_in, manage, node_env, print_table, summary_ms, write_result
 
 PATIENTS = int(os.environ.get("BENCH_PATIENTS", "10000"))
 CLIENTS = 10
@@ -69,19 +68,7 @@ class Client:
         return time.perf_counter() - started, body
 
     def login(self) -> None:
-        _, page = self.get("/accounts/login/")
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
-        data = urllib.parse.urlencode(
-            {"username": "bench", "password": PASSWORD, "csrfmiddlewaretoken": token}
-        )
-        request = urllib.request.Request(
-            self.base + "/accounts/login/",
-            data=data.encode(),
-            headers={"Referer": self.base + "/accounts/login/"},
-        )
-        with self.opener.open(request, timeout=30) as response:
-            if "/accounts/login" in response.url:
-                raise RuntimeError("login failed")
+        log_in(self.opener, self.base, "bench", PASSWORD)
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ The goal is a median under 300 ms for every page. The seeded home is reused by l
 import http.cookiejar
 import json
 import os
-import re
 import signal
 import socket
 import statistics
@@ -19,7 +18,17 @@ import time
 import urllib.parse
 import urllib.request
 
-from .common import RESULTS, ROOT, manage, node_env, print_table, summary_ms, write_result
+from .common import (
+    RESULTS,
+    ROOT,
+    log_in,
+    manage,
+    node_env,
+    print_table,
+    run_in_node,
+    summary_ms,
+    write_result,
+)
 
 ENTRIES = int(os.environ.get("BENCH_CONSOLE_ENTRIES", "100000"))
 DAYS = int(os.environ.get("BENCH_CONSOLE_DAYS", "30"))
@@ -96,15 +105,7 @@ def _seeded_home() -> tuple:
     manage(home, "migrate", "-v", "0")
     if not marker.exists():
         started = time.perf_counter()
-        result = subprocess.run(
-            [sys.executable, "-c", f"N = {ENTRIES}; DAYS = {DAYS}\n" + SEED],
-            cwd=ROOT,
-            env=node_env(home),
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode:
-            raise RuntimeError(result.stderr[-3000:])
+        seeded = run_in_node(home, f"N = {ENTRIES}; DAYS = {DAYS}\n" + SEED)
         print(f"   seeded {ENTRIES} entries, {DAYS} days of devices in {time.perf_counter() - started:.0f} s")
         subprocess.run(
             [sys.executable, "manage.py", "users", "add", "auditor", "--role", "auditor", "--password-stdin"],
@@ -115,7 +116,7 @@ def _seeded_home() -> tuple:
             capture_output=True,
             text=True,
         )
-        marker.write_text(result.stdout.strip().splitlines()[-1])
+        marker.write_text(seeded)
     return home, json.loads(marker.read_text())
 
 
@@ -140,20 +141,7 @@ class Client:
         return time.perf_counter() - started
 
     def login(self, username: str) -> None:
-        with self.opener.open(self.base + "/accounts/login/", timeout=30) as response:
-            page = response.read()
-        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
-        data = urllib.parse.urlencode(
-            {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}
-        )
-        request = urllib.request.Request(
-            self.base + "/accounts/login/",
-            data=data.encode(),
-            headers={"Referer": self.base + "/accounts/login/"},
-        )
-        with self.opener.open(request, timeout=30) as response:
-            if "/accounts/login" in response.url:
-                raise RuntimeError("login failed")
+        log_in(self.opener, self.base, username, PASSWORD)
 
 
 def main() -> None:

@@ -2,9 +2,12 @@
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,3 +60,27 @@ def print_table(title: str, rows: list[tuple]) -> None:
     width = max(len(str(r[0])) for r in rows)
     for label, *values in rows:
         print(f"  {str(label):<{width}}  " + "  ".join(str(v) for v in values))
+
+
+def run_in_node(home: Path, code: str) -> str:
+    """Run a Python snippet in a node's environment (its own process); its last stdout line."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=node_env(home), capture_output=True, text=True
+    )
+    if result.returncode:
+        raise RuntimeError(result.stderr[-3000:])
+    return result.stdout.strip().splitlines()[-1]
+
+
+def log_in(opener, base: str, username: str, password: str) -> None:
+    """Log a cookie-keeping urllib opener in through the real login form (CSRF token and Referer)."""
+    with opener.open(base + "/accounts/login/", timeout=30) as response:
+        page = response.read()
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1).decode()
+    data = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": token})
+    request = urllib.request.Request(
+        base + "/accounts/login/", data=data.encode(), headers={"Referer": base + "/accounts/login/"}
+    )
+    with opener.open(request, timeout=30) as response:
+        if "/accounts/login" in response.url:
+            raise RuntimeError("login failed")
