@@ -5,7 +5,7 @@ Drawings use a viewBox and no fixed pixel width, so CSS scales them to a 360-pix
 """
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -24,27 +24,6 @@ def _finite(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def bucket_means(
-    samples: Iterable[tuple[float, float | None]], *, start: float, end: float, buckets: int
-) -> list[tuple[float, float | None]]:
-    """Mean value per equal time bucket over [start, end): (bucket middle, mean or None if empty).
-
-    Samples outside the window, and values that are not finite numbers, are ignored."""
-    if buckets <= 0 or not end > start:
-        raise ValueError("need at least one bucket and end after start")
-    buckets = min(buckets, MAX_POINTS)
-    width = (end - start) / buckets
-    sums, counts = [0.0] * buckets, [0] * buckets
-    for moment, value in samples:
-        moment, value = _finite(moment), _finite(value)
-        if moment is None or value is None or not start <= moment < end:
-            continue
-        slot = min(buckets - 1, int((moment - start) / width))
-        sums[slot] += value
-        counts[slot] += 1
-    return [(start + (i + 0.5) * width, sums[i] / counts[i] if counts[i] else None) for i in range(buckets)]
 
 
 def line_plot(

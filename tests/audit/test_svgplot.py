@@ -3,8 +3,6 @@
 import math
 import xml.etree.ElementTree as ET
 
-import pytest
-
 from audit import svgplot
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -12,35 +10,6 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 def parse(markup: str) -> ET.Element:
     return ET.fromstring(markup)  # noqa: S314 - our own output, parsed to prove it is well-formed
-
-
-def test_bucket_means_averages_per_bucket_and_marks_empty_buckets():
-    samples = [(0, 10), (1, 20), (5, 7), (9.99, 1), (10, 999), (-1, 999)]
-    buckets = svgplot.bucket_means(samples, start=0, end=10, buckets=2)
-    assert buckets == [(2.5, 15.0), (7.5, 4.0)]
-    assert svgplot.bucket_means([(1, 1)], start=0, end=10, buckets=5)[1:] == [
-        (3.0, None),
-        (5.0, None),
-        (7.0, None),
-        (9.0, None),
-    ]
-
-
-def test_bucket_means_ignores_values_that_are_not_numbers():
-    samples = [(1, None), (2, float("nan")), (3, "abc"), (4, True), ("x", 1), (5, 3)]
-    assert svgplot.bucket_means(samples, start=0, end=10, buckets=1) == [(5.0, 3.0)]
-
-
-@pytest.mark.parametrize(
-    "kwargs", [{"start": 5, "end": 5, "buckets": 1}, {"start": 0, "end": 1, "buckets": 0}]
-)
-def test_bucket_means_refuses_an_empty_window(kwargs):
-    with pytest.raises(ValueError):
-        svgplot.bucket_means([], **kwargs)
-
-
-def test_bucket_means_caps_the_number_of_buckets():
-    assert len(svgplot.bucket_means([], start=0, end=1, buckets=10**9)) == svgplot.MAX_POINTS
 
 
 def test_line_plot_draws_one_polyline_per_run_between_gaps():
