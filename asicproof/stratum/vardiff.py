@@ -125,7 +125,10 @@ class Vardiff:
         bounded = min(max(ideal, current / cfg.max_down), current * cfg.max_up)
         new = self.clamp(bounded)
         self._reset(now)
-        if new == self.difficulty or 1 / cfg.hysteresis < new / current < cfg.hysteresis:
+        # A wanted value past a bound is no noise: step to the bound even when it is close, or a device
+        # left between floor and floor x hysteresis (1024 -> 341 under load) would never reach its floor.
+        at_bound = bounded <= self.profile.floor or bounded >= self.profile.ceiling
+        if new == self.difficulty or (not at_bound and 1 / cfg.hysteresis < new / current < cfg.hysteresis):
             return None
         self.difficulty = new
         return new

@@ -84,6 +84,14 @@ def test_steps_down_when_no_share_arrives():
     assert vd.on_tick(119) is None and vd.on_tick(121) < new
 
 
+def test_a_step_close_to_the_floor_still_reaches_it():
+    # Under load the first tick lands late: 1024 -> 341, inside floor x hysteresis (384) of the 256 floor.
+    vd = Vardiff(classify("bitaxe"), VardiffConfig(target_interval=0.05, no_share_intervals=2))
+    assert vd.on_tick(0.15) == 341
+    assert vd.on_tick(0.30) == 256
+    assert vd.on_tick(0.45) is None and vd.difficulty == 256
+
+
 def test_flood_climbs_fast_and_is_bounded():
     vd = Vardiff(classify("unknown"), VardiffConfig(target_interval=10, retarget_shares=12, max_up=16))
     changes = [vd.on_share(0.001 * i) for i in range(1, 13)]
