@@ -8,7 +8,7 @@ leaves a slow miner with nothing to submit; then a window of shares corrects it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,13 @@ def classify(user_agent: str | None, profiles: tuple[Profile, ...] = DEFAULT_PRO
         if any(p in agent for p in profile.patterns):
             return profile
     return profiles[-1]
+
+
+def starting_at(profiles: tuple[Profile, ...], model: str, start: float) -> tuple[Profile, ...]:
+    """The profiles with the device class that `model` (e.g. "Antminer S19 Pro") falls in starting at
+    `start`: a tier's own ASIC starts where its profile says, other classes keep their defaults."""
+    target = classify(model, profiles)
+    return tuple(replace(p, start=start) if p is target else p for p in profiles)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ if [ "$SRC" != "$APP" ]; then
   tar -C "$SRC" --exclude=./.venv --exclude=./var --exclude=./.git --exclude='__pycache__' \
     --exclude=./.pytest_cache --exclude=./.ruff_cache -cf - . | tar -C "$APP" --no-same-owner -xf -
 fi
+# The application's pins only: the development tools (requirements-dev.txt) have no place on a node.
 stamp="$APP/.venv/.installed-$(sha256sum "$APP/requirements.txt" | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
   [ -x "$APP/.venv/bin/python" ] || python3 -m venv "$APP/.venv"

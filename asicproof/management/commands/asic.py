@@ -1,3 +1,4 @@
+import argparse
 import asyncio
 import json
 import signal
@@ -10,6 +11,16 @@ from asicproof import selectors, services
 from asicproof.models import Device
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 2**32:  # finite too: nan and inf fail this
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 2**32]")
+    return value
+
+
 class Command(BaseCommand):
     help = "ASIC proofs: serve, mine, devices, approve, revoke, validate."
 
@@ -18,6 +29,13 @@ class Command(BaseCommand):
         serve = sub.add_parser("serve", help="run the Stratum v1 server that devices point at")
         serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - devices reach the node over the LAN
         serve.add_argument("--port", type=int, default=3333)
+        serve.add_argument(
+            "--proof-difficulty",
+            type=_positive,
+            default=None,
+            help="starting share difficulty of the tier's ASIC class (default: asic.proof_difficulty "
+            "of the tier profile)",
+        )
         mine = sub.add_parser(
             "mine", help="a software miner (ESP-Miner-like on the wire), hashing on the CPU"
         )
@@ -62,12 +80,17 @@ class Command(BaseCommand):
 
     def _serve(self, options):
         from asicproof.backend import DjangoBackend
-        from asicproof.stratum.server import ServerConfig, StratumServer
+        from asicproof.serving import server_config
+        from asicproof.stratum.server import StratumServer
+
+        config = server_config(
+            host=options["host"], port=options["port"], proof_difficulty=options["proof_difficulty"]
+        )
 
         async def run():
             backend = DjangoBackend()
             await backend.refresh()
-            server = StratumServer(backend, ServerConfig(host=options["host"], port=options["port"]))
+            server = StratumServer(backend, config)
             await server.start()
             poller = asyncio.create_task(backend.poll_forever())
             stop = asyncio.Event()
@@ -241,15 +264,16 @@ async def _software_session(seconds: float) -> None:
     from asgiref.sync import sync_to_async
 
     from asicproof.backend import DjangoBackend
+    from asicproof.serving import server_config
     from asicproof.stratum.miner import MinerConfig, mine
-    from asicproof.stratum.server import ServerConfig, StratumServer
+    from asicproof.stratum.server import StratumServer
     from ledger import services as ledger_services
 
     await sync_to_async(ledger_services.seal_checkpoint)()
     await sync_to_async(services.decide_device)(worker="softminer-validate", approve=True, kind="software")
     backend = DjangoBackend(poll_seconds=1)
     await backend.refresh()
-    server = StratumServer(backend, ServerConfig(host="127.0.0.1", port=0))
+    server = StratumServer(backend, server_config(host="127.0.0.1", port=0))
     await server.start()
     try:
         await mine(
