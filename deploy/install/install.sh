@@ -73,9 +73,7 @@ install -d -o root -g root -m 0755 "$APP"
 
 say "application code in $APP"
 if [ "$SRC" != "$APP" ]; then
-  # The code is root's and read-only to the service: a compromised worker cannot rewrite it.
-  tar -C "$SRC" --exclude=./.venv --exclude=./var --exclude=./.git --exclude='__pycache__' \
-    --exclude=./.pytest_cache --exclude=./.ruff_cache -cf - . | tar -C "$APP" --no-same-owner -xf -
+  bash "$SRC/deploy/install/copy_release.sh" "$SRC" "$APP"  # removed files go; the venv stays
 fi
 # The application's pins only: the development tools (requirements-dev.txt) have no place on a node.
 stamp="$APP/.venv/.installed-$(sha256sum "$APP/requirements.txt" | cut -c1-12)"
