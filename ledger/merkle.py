@@ -139,8 +139,49 @@ class CompactRange:
         for leaf in leaves:
             self.append(leaf)
 
+    def append_subtree(self, level: int, h: bytes) -> None:
+        """Append a whole perfect subtree of 2**level leaves (the size must be a multiple of it)."""
+        if self.size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of level {level} cannot start at size {self.size}")
+        units = self.size >> level
+        while units & 1:
+            h = node_hash(self._hashes.pop(), h)
+            units >>= 1
+        self._hashes.append(h)
+        self.size += 1 << level
+
     def root(self) -> bytes:
         return _fold_right(self._hashes) if self._hashes else EMPTY_ROOT
+
+    def root_followed_by(self, tail_root: bytes) -> bytes:
+        """Root of this tree followed by more leaves, given the right fold of the perfect subtrees that
+        tile those leaves (`fold_nodes`). Exact when the current size is a multiple of a power of two at
+        least as large as the number of added leaves, as for a range verified on its own."""
+        h = tail_root
+        for left in reversed(self._hashes):
+            h = node_hash(left, h)
+        return h
+
+
+def fold_nodes(hashes: Sequence[bytes]) -> bytes:
+    """The right fold of perfect subtree hashes, largest first: the root of the leaves they tile."""
+    return _fold_right(hashes)
+
+
+def range_nodes(begin: int, end: int) -> list[tuple[int, int]]:
+    """(level, index) of the perfect subtrees tiling [begin, end), when begin is a multiple of the
+    largest power of two <= end - begin."""
+    return _decompose(begin, end)
+
+
+def levels_of(leaves: list[bytes]) -> list[list[bytes]]:
+    """Every complete node above consecutive leaves, level by level (an odd last one has no parent):
+    a whole range hashed with list comprehensions rather than one append per leaf."""
+    levels = [leaves]
+    while len(level := levels[-1]) > 1:
+        pairs = zip(level[0::2], level[1::2], strict=False)
+        levels.append([_sha256(b"\x01" + a + b).digest() for a, b in pairs])
+    return levels
 
 
 class MemoryTree:

@@ -12,6 +12,7 @@ from ledger.models import Entry, LogHead
 from records.models import ClinicalNote, Patient
 
 from ..records import factories
+from .cut_ranges import verify_also_in_small_ranges  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 

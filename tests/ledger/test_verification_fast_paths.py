@@ -15,6 +15,7 @@ from records.canonical import record_payload, record_payload_text
 from records.models import ClinicalNote, Observation, Patient
 
 from ..records import factories
+from .cut_ranges import verify_also_in_small_ranges  # noqa: F401 (autouse)
 
 pytestmark = pytest.mark.django_db
 

@@ -1,10 +1,22 @@
+import argparse
 import json
+import os
 import sys
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError
 
 from ledger import bundle, catchup, services, verification
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
 
 
 class Command(BaseCommand):
@@ -16,6 +28,12 @@ class Command(BaseCommand):
             "verify", help="recompute every hash, checkpoint and record; report each problem"
         )
         verify.add_argument("--json", action="store_true")
+        verify.add_argument(
+            "--workers",
+            type=_positive,
+            default=os.cpu_count() or 1,
+            help="processes sharing the work, each on its own database connection (default: one per CPU)",
+        )
         checkpoint = sub.add_parser("checkpoint", help="seal a signed checkpoint of this node's log now")
         checkpoint.add_argument("--json", action="store_true")
         proof = sub.add_parser("proof", help="write an offline proof bundle for one record")
@@ -53,7 +71,7 @@ class Command(BaseCommand):
 
     def _verify(self, options):
         progress = None if options["json"] else (lambda what, n: self.stderr.write(f"  {n} {what} checked"))
-        report = verification.verify_all(progress)
+        report = verification.verify_all(progress, workers=options["workers"])
         # Kept like a console run; each problem becomes (or touches) a tamper alert in the console.
         from audit.services import record_command_verification
 
