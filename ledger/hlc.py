@@ -21,11 +21,11 @@ def unpack(stamp: int) -> tuple[int, int]:
 
 
 def tick(last: int, now_ms: int) -> int:
-    """Next timestamp for a local event."""
-    last_ms, last_counter = unpack(last)
-    if now_ms > last_ms:
-        return pack(now_ms, 0)
-    return pack(last_ms, last_counter + 1)
+    """Next timestamp for a local event: (now_ms, 0) if the wall clock moved past the last one, else
+    the last one's counter plus one (an overflowing counter carries into the millisecond, as pack
+    does). In the packed encoding that is simply the larger of last + 1 and (now_ms, 0); it runs once
+    per appended entry."""
+    return max(last + 1, now_ms << COUNTER_BITS)
 
 
 def receive(last: int, remote: int, now_ms: int) -> int:

@@ -3,7 +3,7 @@
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -13,6 +13,7 @@ from . import hlc, merkle, note
 from .canonical import canonical_json
 from .catchup import CatchingUp, refuse_if_catching_up  # noqa: F401 - CatchingUp: for callers
 from .entries import entry_bytes_from_parts, log_origin
+from .merkle import leaf_hash
 from .models import Checkpoint, Entry, LogHead, Node, TreeNode
 from .selectors import db_get_node
 
@@ -85,8 +86,7 @@ def _frontier(origin: str, size: int) -> dict[tuple[int, int], bytes]:
 _OBJECT_ID = Entry._meta.get_field("object_id")
 
 
-@dataclass(frozen=True)
-class PendingEntry:
+class PendingEntry(NamedTuple):  # built once per changed row: a named tuple is the cheapest record
     kind: str
     object_type: str
     object_id: object
@@ -129,9 +129,9 @@ def _lock_head(cursor, origin: str) -> tuple[int, int, bytes] | None:
     return None if row is None else (row[0], row[1], bytes(row[2] or b""))
 
 
-@dataclass(frozen=True, slots=True)
-class AppendedEntry:
-    """What append wrote: the Entry row's fields (building model instances cost more than the insert)."""
+class AppendedEntry(NamedTuple):
+    """What append wrote: the Entry row's fields (building model instances cost more than the insert;
+    a named tuple is the cheapest record to build per entry)."""
 
     origin: str
     index: int
@@ -170,57 +170,38 @@ def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
             known = _frontier(origin, size)
         now_ms = int(time.time() * 1000)
         created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+        # SQLite stores a UUID as its 32 hex digits, PostgreSQL as a native uuid (UUIDField's own rule).
+        native_uuid = connection.features.has_native_uuid_field
         index = size
         entries, entry_rows, node_rows = [], [], []
         for item in items:
             stamp = hlc.tick(stamp, now_ms)
             payload_text = item.payload_text or canonical_json(item.payload).decode("utf-8")
-            object_id = _OBJECT_ID.to_python(item.object_id)
-            leaf = merkle.leaf_hash(
-                entry_bytes_from_parts(
-                    origin,
-                    index,
-                    item.kind,
-                    item.object_type,
-                    str(object_id),
-                    payload_text,
-                    item.author,
-                    stamp,
-                )
+            object_id = item.object_id
+            if type(object_id) is not uuid.UUID:
+                object_id = _OBJECT_ID.to_python(object_id)
+            kind, object_type, author = item.kind, item.object_type, item.author
+            hex_id = object_id.hex  # str(uuid) formats the same 32 digits again: dash them once here
+            id_text = f"{hex_id[:8]}-{hex_id[8:12]}-{hex_id[12:16]}-{hex_id[16:20]}-{hex_id[20:]}"
+            leaf = leaf_hash(
+                entry_bytes_from_parts(origin, index, kind, object_type, id_text, payload_text, author, stamp)
             )
             entries.append(
-                AppendedEntry(
-                    origin,
-                    index,
-                    item.kind,
-                    item.object_type,
-                    object_id,
-                    payload_text,
-                    item.author,
-                    stamp,
-                    leaf,
-                )
+                AppendedEntry(origin, index, kind, object_type, object_id, payload_text, author, stamp, leaf)
             )
             entry_rows.append(
-                (
-                    origin,
-                    index,
-                    item.kind,
-                    item.object_type,
-                    _OBJECT_ID.get_db_prep_value(object_id, connection),
-                    payload_text,
-                    item.author,
-                    stamp,
-                    leaf,
-                    created_at,
-                )
+                (origin, index, kind, object_type, object_id if native_uuid else hex_id)
+                + (payload_text, author, stamp, leaf, created_at)
             )
-            for level, position, digest in merkle.nodes_completed_by_append(
-                index, leaf, lambda lv, i: known[lv, i]
-            ):
-                known[level, position] = digest
-                if level > 0:  # leaves are stored once, in Entry.leaf_hash
-                    node_rows.append((origin, level, position, digest))
+            if index & 1:  # a finished left sibling waits: this leaf completes one parent or more
+                for level, position, digest in merkle.nodes_completed_by_append(
+                    index, leaf, lambda lv, i: known[lv, i]
+                ):
+                    known[level, position] = digest
+                    if level > 0:  # leaves are stored once, in Entry.leaf_hash
+                        node_rows.append((origin, level, position, digest))
+            else:
+                known[0, index] = leaf
             index += 1
         _insert_rows(cursor, Entry, _ENTRY_COLUMNS, entry_rows)
         if node_rows:

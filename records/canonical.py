@@ -10,6 +10,7 @@ import uuid
 from decimal import Decimal
 from functools import cache, partial
 from json.encoder import encode_basestring
+from operator import attrgetter
 
 from django.db import models
 
@@ -79,29 +80,46 @@ def _json_of(value) -> str:
     raise TypeError(f"no canonical form for {type(value).__name__}")
 
 
+# Converters whose values repeat across the rows of one write (a visit's timestamps, its patient and
+# encounter ids) and cost microseconds each: their JSON text is memoized, one memo per converter.
+# Equal values always have the same canonical text (equal aware datetimes are the same instant,
+# equal UUIDs the same id). A primary key is new on every row: not worth a memo entry.
+_MEMOS = {_datetime: {}, _uuid: {}}
+_MEMO_LIMIT = 512
+
+
 @cache
-def _text_steps(model: type) -> tuple[tuple[str, str, object], ...]:
-    """(attname, '{"key":' or ',"key":', converter to str or None for plain values), in key order."""
-    steps = []
+def _text_plan(model: type) -> tuple[object, tuple[tuple[str, object, dict | None], ...]]:
+    """(getter of the row's values in key order, ('{"key":' or ',"key":', converter to str or None for
+    plain values, memo of converted texts or None) per value)."""
+    names, steps = [], []
+    pk = model._meta.pk.attname
     for n, (attname, convert) in enumerate(sorted(_converters(model))):
         plain = isinstance(convert, partial) and convert.func is _plain
-        steps.append(
-            (attname, ("{" if n == 0 else ",") + encode_basestring(attname) + ":", None if plain else convert)
-        )
-    return tuple(steps)
+        key = ("{" if n == 0 else ",") + encode_basestring(attname) + ":"
+        names.append(attname)
+        steps.append((key, None if plain else convert, None if attname == pk else _MEMOS.get(convert)))
+    return attrgetter(*names), tuple(steps)
 
 
 def record_payload_text(obj: models.Model) -> str:
     """canonical_json(record_payload(obj)), byte for byte, without building the dict: the write path."""
+    getter, steps = _text_plan(type(obj))
     parts = []
-    for attname, key, convert in _text_steps(type(obj)):
-        value = getattr(obj, attname)
+    for (key, convert, memo), value in zip(steps, getter(obj), strict=True):
         if value is None:
             parts.append(key + "null")
         elif convert is None:
-            parts.append(key + _json_of(value))
-        else:  # every converter returns a string
+            parts.append(key + (encode_basestring(value) if type(value) is str else _json_of(value)))
+        elif memo is None:  # every converter returns a string
             parts.append(key + encode_basestring(convert(value)))
+        else:
+            text = memo.get(value)
+            if text is None:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                text = memo[value] = encode_basestring(convert(value))
+            parts.append(key + text)
     parts.append("}")
     return "".join(parts)
 
@@ -184,29 +202,32 @@ def _sqlite_json(field: models.Field, quantum, column: str) -> str:
     """A SQLite expression giving the field's canonical JSON value, or NULL whenever the stored value is
     not in the exact form the app writes (the row is then rechecked in Python, never silently passed)."""
     c = column
-    null = f"WHEN {c} IS NULL THEN 'null'"
+    # One typeof() per cell, text first (the common case): `CASE typeof(c) WHEN ...` costs less than
+    # `CASE WHEN c IS NULL ... WHEN typeof(c) = ...`, and verify evaluates it for every row.
+    null = "WHEN 'null' THEN 'null'"
     if isinstance(field, models.DecimalField):
         places = field.decimal_places
-        return (
-            f"CASE {null} WHEN typeof({c}) IN ('integer', 'real') AND {c} = round({c}, {places}) "
-            f"THEN json_quote(printf('%%.{places}f', {c})) END"
-        )
+        exact = f"(CASE WHEN {c} = round({c}, {places}) THEN json_quote(printf('%%.{places}f', {c})) END)"
+        return f"CASE typeof({c}) WHEN 'integer' THEN {exact} WHEN 'real' THEN {exact} {null} END"
     if isinstance(field, models.DateTimeField):  # stored "YYYY-MM-DD HH:MM:SS[.ffffff]", naive UTC
-        return f"CASE {null} WHEN typeof({c}) = 'text' THEN json_quote(replace({c}, ' ', 'T') || 'Z') END"
+        return f"CASE typeof({c}) WHEN 'text' THEN json_quote(replace({c}, ' ', 'T') || 'Z') {null} END"
     if isinstance(field, models.UUIDField) or field.is_relation:  # stored as 32 lower-case hex digits
         dashed = "||'-'||".join(
             f"substr({c}, {a}, {n})" for a, n in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
         )
-        return f"CASE {null} WHEN typeof({c}) = 'text' AND length({c}) = 32 THEN json_quote({dashed}) END"
+        return (
+            f"CASE typeof({c}) WHEN 'text' THEN (CASE WHEN length({c}) = 32 THEN json_quote({dashed}) END) "
+            f"{null} END"
+        )
     if isinstance(field, models.BooleanField):
         return (
-            f"CASE {null} WHEN typeof({c}) = 'integer' AND {c} = 1 THEN 'true' "
-            f"WHEN typeof({c}) = 'integer' AND {c} = 0 THEN 'false' END"
+            f"CASE typeof({c}) WHEN 'integer' THEN (CASE {c} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END) "
+            f"{null} END"
         )
     if isinstance(field, models.IntegerField):
-        return f"CASE {null} WHEN typeof({c}) = 'integer' THEN CAST({c} AS TEXT) END"
+        return f"CASE typeof({c}) WHEN 'integer' THEN CAST({c} AS TEXT) {null} END"
     if isinstance(field, (models.CharField, models.TextField, models.DateField, models.FileField)):
-        return f"CASE {null} WHEN typeof({c}) = 'text' THEN json_quote({c}) END"
+        return f"CASE typeof({c}) WHEN 'text' THEN json_quote({c}) {null} END"
     return "NULL"
 
 

@@ -52,6 +52,20 @@ def test_hlc_ticks_increase_even_when_the_wall_clock_goes_back(walls):
         stamp = new
 
 
+@given(st.integers(0, 10**13), st.integers(0, 2**16 - 1), st.integers(0, 10**13))
+def test_hlc_tick_is_the_clock_rule_on_unpacked_parts(last_wall, last_counter, now):
+    # tick works on the packed integer; it must equal the rule stated on (ms, counter): the wall clock
+    # if it moved past the last timestamp, else the counter plus one, carrying into the millisecond.
+    last = hlc.pack(last_wall, last_counter)
+    if now > last_wall:
+        expected = (now, 0)
+    elif last_counter == 2**16 - 1:
+        expected = (last_wall + 1, 0)
+    else:
+        expected = (last_wall, last_counter + 1)
+    assert hlc.unpack(hlc.tick(last, now)) == expected
+
+
 @given(st.integers(0, 10**13), st.integers(0, 2**40), st.integers(0, 10**13))
 def test_hlc_receive_is_after_both(last_wall, remote, now):
     last = hlc.pack(last_wall, 0)
