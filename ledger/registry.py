@@ -115,3 +115,18 @@ def register_own_log_restored(hook: Callable[[], None]) -> None:
 def own_log_restored() -> None:
     for hook in _OWN_LOG_RESTORED:
         hook()
+
+
+# Called inside the writer's transaction once an edit of a record (any kind but "create": a new record
+# has no concurrent versions) is in our own log: sync re-derives that record's conflict flag.
+_RECORD_EDITED: list[Callable[[object], None]] = []
+
+
+def register_record_edited(hook: Callable[[object], None]) -> None:
+    if hook not in _RECORD_EDITED:
+        _RECORD_EDITED.append(hook)
+
+
+def record_edited(object_id) -> None:
+    for hook in _RECORD_EDITED:
+        hook(object_id)

@@ -6,6 +6,15 @@ to different values keeps the clock winner on the row; this module keeps the los
 for a clinician to review. A "resolve" entry settles every conflict among the versions numbered
 below it. The flag is a pure function of the entries a node holds, so every node that holds the
 same entries shows the same conflicts, and a resolution synced anywhere clears the flag there.
+
+The flag is refreshed after every sync apply and resolution, and after a local edit of a flagged
+record (refresh_after_edit, called by records on each edit). What a clinician gets from a local edit
+is what the merge says, so every node agrees once the edit syncs: an edit of other fields, or one
+that leaves the disputed field as shown, leaves the conflict open (refreshed); an edit that sets a
+disputed field on top of the merged row this node wrote down descends from every disputed version,
+so it settles the conflict, like a resolution: the flag closes naming that edit. A closed flag keeps
+its versions (the losing values shown when it closed) and the ledger keeps every entry: nothing of
+the losing side is dropped.
 """
 
 from __future__ import annotations
@@ -93,6 +102,12 @@ def refresh_conflicts(object_ids) -> int:
     return opened
 
 
+def refresh_after_edit(object_id) -> None:
+    """After a local edit (records calls this inside the edit's transaction): re-derive the record's
+    flag. Cheap for a record only this node wrote (one indexed count), which is nearly all of them."""
+    refresh_conflicts([object_id])
+
+
 def _refresh_one(object_id) -> int:
     rows = Entry.objects.filter(object_id=object_id).order_by(*LATEST_FIRST)
     entries = [
@@ -113,7 +128,10 @@ def _refresh_one(object_id) -> int:
     existing = RecordConflict.objects.filter(object_id=object_id).first()
     if found is None:
         if existing is not None and existing.open:
-            resolution = next((e for e in entries if e["kind"] == "resolve"), None)
+            # A resolve entry settles it; otherwise the latest edit does (never our written-down merge).
+            resolution = next((e for e in entries if e["kind"] == "resolve"), None) or next(
+                (e for e in entries if e["kind"] != merge.MERGE_KIND), None
+            )
             existing.open = False
             existing.resolved_by_entry = f"{resolution['origin']}#{resolution['index']}" if resolution else ""
             existing.save(update_fields=["open", "resolved_by_entry", "updated_at"])

@@ -145,6 +145,22 @@ class PartialProof(models.Model):
         constraints = [models.UniqueConstraint(fields=["origin", "index"], name="partial_proof_entry")]
 
 
+class ConsistencyLink(models.Model):
+    """A consistency proof between two signed checkpoints of a log we hold only in part, checked when
+    the later one arrived. We have no tree of such a log, so these links are what we forward to a
+    child (chained) to prove our checkpoints grew from the one it holds."""
+
+    origin = models.CharField(max_length=64)
+    from_size = models.PositiveBigIntegerField()
+    to_size = models.PositiveBigIntegerField()
+    proof = models.TextField(help_text="consistency proof hashes, base64, space-separated")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["origin", "from_size", "to_size"], name="consistency_link")
+        ]
+
+
 class RecordConflict(models.Model):
     """A record edited on two nodes without either seeing the other's change. The row shows the
     version that wins everywhere (hlc, origin, index); the others' values are kept here (and in their

@@ -17,8 +17,9 @@ from django.utils import timezone
 from ledger import selectors as ledger_selectors
 
 from . import pairing
+from .errors import SyncError
 from .models import PairingCode, Peer
-from .services import SyncError, add_peer
+from .peers import add_peer
 
 CODE_LIFETIME = timedelta(minutes=15)
 MAX_LIVE_CODES = 3

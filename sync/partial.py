@@ -7,7 +7,11 @@ no proof: a parent can always withhold. What must be provable is every entry the
 and it is: the child stores each entry with its proof (PartialProof) next to the signed checkpoint,
 and `ledger verify` re-checks them (verify_partial_log, registered with ledger in SyncConfig.ready).
 A log held in part has no LogHead here, so it is never in our version vector and never pushed on:
-upward sync stays full.
+upward sync stays full. A parent holding a log in part itself forwards the consistency proofs it
+checked (ConsistencyLink), chained from the child's checkpoint.
+
+This module is the parent's side; the child's side is partial_child.py, `ledger verify` of partial
+logs partial_verify.py, a round started by the parent partial_push.py (all reachable from here).
 """
 
 from __future__ import annotations
@@ -15,32 +19,57 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from ledger import merkle, note
+from ledger import merkle
 from ledger import selectors as ledger_selectors
-from ledger.entries import entry_bytes_from_parts, log_origin
-from ledger.identity import public_key_from_b64
 from ledger.models import Checkpoint, Entry, LogHead, Node
-from ledger.registry import apply_entries, ledgered_models, retry_pending_applies
+from ledger.registry import ledgered_models
 
 from . import partial_wire, wire
-from .conflicts import refresh_conflicts
-from .models import PartialProof, Peer, ServedPatient, SyncState
-from .selectors import blocked_origins
+from .models import ConsistencyLink, PartialProof, Peer, ServedPatient, SyncState
+
+# The child's side and `ledger verify` of partial logs live beside this module; callers reach them here.
+from .partial_child import (
+    MAX_REQUESTS,
+    PROGRESS_KEY,
+    _known,
+    _save_served_progress,
+    known_sizes,
+    pull_served,
+    receive_group,
+    served_progress,
+    take_groups,
+)
+from .partial_verify import partial_origins, partial_verifiers, verify_partial_log
+from .partial_wire import PartialRefused
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "MAX_REQUESTS",
+    "PROGRESS_KEY",
+    "SERVER_MAX_ENTRIES",
+    "PartialRefused",
+    "_known",
+    "_save_served_progress",
+    "handle_served",
+    "known_sizes",
+    "partial_origins",
+    "partial_verifiers",
+    "pull_served",
+    "receive_group",
+    "refer_patient",
+    "served_patient_ids",
+    "served_progress",
+    "take_groups",
+    "verify_partial_log",
+]
+
 SERVER_MAX_ENTRIES = 5_000
 _SCAN_PAGE = 5_000
-
-
-class PartialRefused(ValueError):
-    """A served group that does not verify or does not fit; nothing of it was stored."""
-
-
-# --- the parent's side ----------------------------------------------------------------------------
+# Up to this many wanted objects, entries are found through the object_id index, not by reading the log.
+_LOOKUP_MAX_OBJECTS = 20_000
 
 
 def refer_patient(*, peer: Peer, patient_id, referred_by: str) -> ServedPatient:
@@ -95,6 +124,27 @@ def _rows(origin: str, indexes: list[int]) -> list[dict]:
 def _scan(origin: str, start: int, end: int, wanted: set, budget: int) -> tuple[list[int], int]:
     """Indexes in [start, end) of entries about `wanted` objects, at most `budget`; and where the
     scan stopped (end when it got through)."""
+    if len(wanted) <= _LOOKUP_MAX_OBJECTS:
+        return _scan_by_object(origin, start, end, wanted, budget)
+    return _scan_by_pages(origin, start, end, wanted, budget)
+
+
+def _scan_by_object(origin: str, start: int, end: int, wanted: set, budget: int) -> tuple[list[int], int]:
+    # A child serving a few thousand patients of a hub holding millions of entries: look its objects up
+    # through the object_id index instead of reading the whole log (a first pull took minutes at 2.4M).
+    ids = list(wanted)
+    indexes = []
+    for first in range(0, len(ids), 500):
+        indexes += Entry.objects.filter(
+            object_id__in=ids[first : first + 500], origin=origin, index__gte=start, index__lt=end
+        ).values_list("index", flat=True)
+    indexes.sort()
+    if len(indexes) > budget:
+        return indexes[:budget], indexes[budget]
+    return indexes, end
+
+
+def _scan_by_pages(origin: str, start: int, end: int, wanted: set, budget: int) -> tuple[list[int], int]:
     found, position = [], start
     while position < end:
         page = list(
@@ -135,8 +185,58 @@ def _full_group(
     }
 
 
-def _forwarded_groups(origin: str, node: Node, indexes: list[int], scanned_to: int) -> list[dict]:
-    """Entries of a log we hold only in part ourselves: forwarded with the proofs we were given."""
+def _link_chain(origin: str, start: int, end: int) -> list[tuple[int, int, str]] | None:
+    """Stored consistency links leading from size `start` to size `end` of a log we hold in part
+    (fewest steps), or None when they do not reach."""
+    links: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for low, high, proof in ConsistencyLink.objects.filter(
+        origin=origin, from_size__gte=start, to_size__lte=end
+    ).values_list("from_size", "to_size", "proof"):
+        links[low].append((high, proof))
+    came_from: dict[int, tuple[int, str]] = {}
+    frontier = [start]
+    while frontier and end not in came_from:
+        following = []
+        for low in frontier:
+            for high, proof in links.get(low, ()):
+                if high not in came_from:
+                    came_from[high] = (low, proof)
+                    following.append(high)
+        frontier = following
+    if end not in came_from:
+        return None
+    chain, current = [], end
+    while current != start:
+        low, proof = came_from[current]
+        chain.append((low, current, proof))
+        current = low
+    return chain[::-1]
+
+
+def _proven(origin: str, group: dict, start: int, end: int) -> dict:
+    """A forwarded group with the chain of consistency proofs from the child's checkpoint at `start`
+    (partial_wire.py: "via" and "consistency"); unchanged (no proof) when we hold no such chain."""
+    chain = _link_chain(origin, start, end) if 0 < start < end else None
+    if not chain:
+        return group
+    *steps, (low, _, last) = chain
+    notes = dict(
+        Checkpoint.objects.filter(origin=origin, size__in=[high for _, high, _ in steps]).values_list(
+            "size", "note"
+        )
+    )
+    if steps:
+        group["via"] = [{"checkpoint": notes[high], "proof": proof.split()} for _, high, proof in steps]
+    group["consistency"] = {"from_size": low, "proof": last.split()}
+    return group
+
+
+def _forwarded_groups(
+    origin: str, node: Node, indexes: list[int], scanned_to: int, known_size: int = 0
+) -> list[dict]:
+    """Entries of a log we hold only in part ourselves: forwarded with the proofs we were given, and
+    the consistency proofs we checked, chained from the checkpoint the child holds. The child takes
+    the groups in order, so each is proven from the larger of its known size and the group before."""
     proofs = dict(
         PartialProof.objects.filter(origin=origin, index__in=indexes).values_list("index", "checkpoint_size")
     )
@@ -145,20 +245,26 @@ def _forwarded_groups(origin: str, node: Node, indexes: list[int], scanned_to: i
     for index in indexes:
         if index in proofs:
             by_size[proofs[index]].append(index)
-    groups = []
+    groups, start = [], known_size
     for size, group_indexes in sorted(by_size.items()):
         checkpoint = Checkpoint.objects.get(origin=origin, size=size)
         groups.append(
-            {
-                "origin": origin,
-                "public_key": node.public_key,
-                "tier": node.tier,
-                "checkpoint": checkpoint.note,
-                "entries": _rows(origin, group_indexes),
-                "proofs": [texts[i].split() if texts[i] else [] for i in group_indexes],
-                "scanned_to": scanned_to,
-            }
+            _proven(
+                origin,
+                {
+                    "origin": origin,
+                    "public_key": node.public_key,
+                    "tier": node.tier,
+                    "checkpoint": checkpoint.note,
+                    "entries": _rows(origin, group_indexes),
+                    "proofs": [texts[i].split() if texts[i] else [] for i in group_indexes],
+                    "scanned_to": scanned_to,
+                },
+                start,
+                size,
+            )
         )
+        start = max(start, size)
     return groups
 
 
@@ -199,7 +305,7 @@ def handle_served(peer: Peer, document) -> dict:
                 _full_group(origin, nodes[origin], indexes, checkpoint, scanned_to, known.get(origin, 0))
             )
         elif indexes:
-            groups += _forwarded_groups(origin, nodes[origin], indexes, scanned_to)
+            groups += _forwarded_groups(origin, nodes[origin], indexes, scanned_to, known.get(origin, 0))
         elif scanned_to > start:  # nothing for this child here, but it need not look again
             groups.append({"origin": origin, "scanned_to": scanned_to})
         if budget <= 0:
@@ -211,228 +317,3 @@ def handle_served(peer: Peer, document) -> dict:
         "referrals": latest_referral if not more else referrals,
         "more": more,
     }
-
-
-# --- the child's side -----------------------------------------------------------------------------
-
-
-def _known(origin: str, size: int | None = None) -> wire.KnownCheckpoint | None:
-    """Our checkpoint of `origin` at `size`, or our latest one."""
-    stored = Checkpoint.objects.filter(origin=origin)
-    stored = stored.filter(size=size).first() if size is not None else stored.order_by("-size").first()
-    return wire.KnownCheckpoint(stored.size, bytes(stored.root_hash), stored.note) if stored else None
-
-
-def known_sizes() -> dict[str, int]:
-    """origin -> size of our latest checkpoint, for the logs we hold in part (the served request's
-    "known": the parent proves its checkpoints consistent with these)."""
-    rows = Checkpoint.objects.filter(origin__in=partial_origins()).values("origin").annotate(top=Max("size"))
-    return {row["origin"]: row["top"] for row in rows}
-
-
-def receive_group(group) -> int:
-    """Verify one served group, then store its new entries with their proofs and apply them to the
-    records, in one transaction. Returns how many entries were new here. Every check, the
-    consistency proof from our latest checkpoint included, runs before anything is written."""
-    if isinstance(group, dict) and set(group) == {"origin", "scanned_to"}:
-        return 0  # only the parent's scan position: nothing to verify or store
-    origin = group.get("origin") if isinstance(group, dict) else None
-    latest = _known(origin) if isinstance(origin, str) and wire._NODE_ID.match(origin) else None
-    checked = partial_wire.check_group(group, known=latest)
-    known = _known(checked.origin, checked.size)  # an older checkpoint than our latest, if we hold it
-    if known is not None and known.root != checked.root:
-        raise wire.InconsistentCheckpoint(
-            f"{checked.origin} signed two different trees of size {checked.size}: a fork",
-            known.note,
-            checked.checkpoint,
-        )
-    if checked.origin == ledger_selectors.self_node_id():
-        raise PartialRefused("a peer sent entries of our own log")
-    if LogHead.objects.filter(origin=checked.origin, size__gt=0).exists():
-        return 0  # we mirror that log in full: its entries come (and are checked) as whole batches
-    with transaction.atomic():
-        node = Node.objects.filter(node_id=checked.origin).first()
-        if node is None:
-            Node.objects.create(node_id=checked.origin, public_key=checked.public_key, tier=checked.tier)
-        elif node.revoked:
-            raise PartialRefused(f"{checked.origin} is revoked")
-        if not Checkpoint.objects.filter(origin=checked.origin, size=checked.size).exists():
-            Checkpoint.objects.create(
-                origin=checked.origin, size=checked.size, root_hash=checked.root, note=checked.checkpoint
-            )
-        stored = dict(
-            Entry.objects.filter(
-                origin=checked.origin, index__in=[e["index"] for e in checked.entries]
-            ).values_list("index", "leaf_hash")
-        )
-        fresh = []
-        for entry, proof in zip(checked.entries, checked.proofs, strict=True):
-            leaf = wire.leaf_of(checked.origin, entry)
-            if entry["index"] in stored:
-                if bytes(stored[entry["index"]]) != leaf:
-                    raise PartialRefused(f"entry {entry['index']} of {checked.origin} differs from ours")
-                continue
-            fresh.append((entry, leaf, proof))
-        Entry.objects.bulk_create([Entry.from_wire(checked.origin, e, leaf) for e, leaf, _ in fresh])
-        PartialProof.objects.bulk_create(
-            [
-                PartialProof(
-                    origin=checked.origin,
-                    index=e["index"],
-                    checkpoint_size=checked.size,
-                    proof=partial_wire.encode_proof(proof),
-                )
-                for e, _, proof in fresh
-            ]
-        )
-        try:
-            with transaction.atomic():
-                apply_entries(checked.origin, [entry for entry, _, _ in fresh])
-        except ValueError as error:
-            raise PartialRefused(str(error)) from None
-        except IntegrityError as error:
-            raise PartialRefused(
-                f"a record of {checked.origin} clashes with one held here ({error})"
-            ) from None
-        if fresh:
-            retry_pending_applies()
-            refresh_conflicts(e["id"] for e, _, _ in fresh)
-    return len(fresh)
-
-
-# --- `ledger verify` of logs held in part ---------------------------------------------------------
-
-
-def partial_origins() -> set[str]:
-    full = set(LogHead.objects.filter(size__gt=0).values_list("origin", flat=True))
-    return set(PartialProof.objects.values_list("origin", flat=True).distinct()) - full
-
-
-def partial_verifiers() -> dict:
-    return {origin: verify_partial_log for origin in partial_origins()}
-
-
-def verify_partial_log(origin: str) -> tuple[int, int, list[tuple[str, int | None, str]]]:
-    """(entries, checkpoints, problems as (kind, index, detail)) of a log held in part: each entry's
-    leaf recomputed, and its stored inclusion proof checked in a checkpoint its origin signed."""
-    problems: list[tuple[str, int | None, str]] = []
-    node = Node.objects.filter(node_id=origin).first()
-    roots: dict[int, bytes] = {}
-    checkpoints = 0
-    for checkpoint in Checkpoint.objects.filter(origin=origin):
-        checkpoints += 1
-        try:
-            if node is None:
-                raise note.NoteError("no public key is known for this origin")
-            key = public_key_from_b64(node.public_key).public_bytes_raw()
-            body = note.parse_checkpoint(note.open_note(checkpoint.note, log_origin(origin), key))
-            if body.size != checkpoint.size or body.root_hash != bytes(checkpoint.root_hash):
-                raise note.NoteError("the stored size or root differs from the signed note")
-            roots[body.size] = body.root_hash
-        except note.NoteError as error:
-            problems.append(("checkpoint_invalid", checkpoint.size, str(error)))
-    proofs = {
-        index: (size, text)
-        for index, size, text in PartialProof.objects.filter(origin=origin).values_list(
-            "index", "checkpoint_size", "proof"
-        )
-    }
-    count = 0
-    rows = (
-        Entry.objects.filter(origin=origin)
-        .order_by("index")
-        .values_list("index", "kind", "object_type", "object_id", "payload", "author", "hlc", "leaf_hash")
-        .iterator(chunk_size=2000)
-    )
-    for index, kind, object_type, object_id, payload, author, hlc, stored_leaf in rows:
-        count += 1
-        leaf = merkle.leaf_hash(
-            entry_bytes_from_parts(origin, index, kind, object_type, str(object_id), payload, author, hlc)
-        )
-        if leaf != bytes(stored_leaf):
-            problems.append(("leaf_hash_mismatch", index, "the entry's content does not match its leaf hash"))
-            continue
-        if index not in proofs:
-            problems.append(("inclusion_proof_missing", index, "an entry of a partial log has no proof"))
-            continue
-        size, text = proofs[index]
-        try:
-            if size not in roots:
-                raise merkle.ProofError(f"no valid signed checkpoint of size {size} is held")
-            merkle.verify_inclusion(leaf, index, size, partial_wire.decode_proof(text), roots[size])
-        except (merkle.ProofError, wire.WireError) as error:
-            problems.append(("inclusion_proof_invalid", index, str(error)))
-    return count, checkpoints, problems
-
-
-# --- the child's round ----------------------------------------------------------------------------
-
-PROGRESS_KEY = "_served"  # in SyncState.progress, beside the per-origin sizes of full sync
-MAX_REQUESTS = 10_000
-
-
-def _save_served_progress(peer: Peer, cursor: dict, referrals: int) -> None:
-    state, _ = SyncState.objects.get_or_create(peer=peer)
-    state.progress = {**state.progress, PROGRESS_KEY: {"cursor": cursor, "referrals": referrals}}
-    state.save(update_fields=["progress"])
-
-
-def pull_served(peer: Peer, client, *, max_entries: int, say) -> tuple[int, int, list[str]]:
-    """Ask the parent for the entries about our patients until it has no more; each group is
-    verified and committed on its own, and the cursor saved after it, so a cut round resumes.
-    Returns (entries new here, groups applied, problems)."""
-    state, _ = SyncState.objects.get_or_create(peer=peer)
-    saved = state.progress.get(PROGRESS_KEY, {})
-    cursor: dict = dict(saved.get("cursor", {}))
-    referrals = int(saved.get("referrals", 0))
-    applied = groups = 0
-    problems: list[str] = []
-    refused: set[str] = set(blocked_origins(peer))
-    for _ in range(MAX_REQUESTS):
-        request = {"cursor": cursor, "referrals": referrals, "max_entries": max_entries}
-        reply = client.call("served", {**request, "known": known_sizes()})
-        answer = reply.get("groups")
-        if not isinstance(answer, list) or len(answer) > partial_wire.MAX_GROUPS:
-            raise wire.WireError(f"{peer.node_id} sent a malformed served answer")
-        for group in answer:
-            origin = group.get("origin") if isinstance(group, dict) else None
-            scanned_to = group.get("scanned_to") if isinstance(group, dict) else None
-            if not isinstance(origin, str) or not wire._NODE_ID.match(origin) or type(scanned_to) is not int:
-                raise wire.WireError(f"{peer.node_id} sent a served group without origin or scan position")
-            if origin in refused:
-                continue
-            try:
-                new = receive_group(group)
-            except wire.InconsistentCheckpoint as fork:
-                from .services import ForkRefused, keep_evidence  # services imports this module
-
-                refusal = ForkRefused(
-                    str(fork),
-                    origin=origin,
-                    our_note=fork.our_note,
-                    their_note=fork.their_note,
-                    proof=fork.proof,
-                )
-                keep_evidence(refusal, peer=peer, source=f"peer {peer.node_id}")
-                problems.append(f"served {origin}: {fork}")
-                refused.add(origin)
-                continue
-            except (wire.WireError, PartialRefused) as error:
-                problems.append(f"served {origin}: {error}")
-                refused.add(origin)
-                say(f"refused entries of {origin} from {peer.node_id}: {error}")
-                continue
-            applied += new
-            groups += 1
-            cursor[origin] = max(cursor.get(origin, 0), scanned_to)
-            _save_served_progress(peer, cursor, referrals)
-            if new:
-                say(f"received {new} entries of {origin} about our patients (scanned to {scanned_to})")
-        if not reply.get("more"):
-            if not problems and type(reply.get("referrals")) is int:
-                referrals = reply["referrals"]
-                _save_served_progress(peer, cursor, referrals)
-            break
-        if not answer:
-            break  # more promised but nothing sent: stop rather than loop
-    return applied, groups, problems

@@ -9,6 +9,7 @@ urlpatterns = [
     path("pull", views.pull, name="pull"),
     path("push", views.push, name="push"),
     path("served", views.served, name="served"),
+    path("offered", views.offered, name="offered"),
     path("pair/", pairing_views.pair_page, name="pair"),
     path("pair/accept", pairing_views.pair_accept, name="pair_accept"),
     path("conflicts/", conflict_views.conflict_list, name="conflicts"),

@@ -249,3 +249,67 @@ def test_a_node_restored_from_an_old_backup_takes_back_its_own_log_from_the_pare
         assert forks.stdout.strip() == "0"
     finally:
         centre.stop()
+
+
+def register_usb(target: Node, other: Node, role: str):
+    """A peer reached only by USB stick: registered without a URL."""
+    info = other.info
+    return target.popen(
+        "sync", "peers", "add", "--node-id", info["node_id"], "--public-key", info["public_key"],
+        "--tier", info["tier"], "--role", role,
+    )  # fmt: skip
+
+
+def carry(source: Node, target: Node, tmp_path, name: str, *extra) -> dict:
+    """`sync export --for` on one node, `sync import` of that file on the other."""
+    stick = tmp_path / f"{name}.shb"
+    source.manage("sync", "export", "--out", str(stick), "--for", target.info["node_id"], *extra)
+    return json.loads(target.manage("sync", "import", str(stick), "--json").stdout)
+
+
+def test_a_usb_only_node_restored_from_an_old_backup_catches_up_by_importing_a_bundle(tmp_path, template):
+    """No network at all: the clinic's entries written after its backup reach the parent by USB stick,
+    the clinic is lost and restored from the old backup, and importing one bundle the parent made for
+    it brings its own log back and ends the catching up (no `ledger catch-up --finish`)."""
+    clinic = node(tmp_path, "clinic", "rural", template)
+    centre = node(tmp_path, "centre", "urban", template)
+    clinic.info, centre.info = seed(clinic, 1, 41), seed(centre, 1, 42)
+    parallel([register_usb(clinic, centre, "parent"), register_usb(centre, clinic, "child")], "peers add")
+    carry(clinic, centre, tmp_path, "up1")
+    key = keygen(clinic, tmp_path)
+    old = create(clinic, tmp_path / "backups")
+    grown = seed(clinic, 2, 43)  # written after the backup, carried to the parent, then the clinic is lost
+    assert carry(clinic, centre, tmp_path, "up2")["applied"] == grown["log_size"] - clinic.info["log_size"]
+    lost = dumps(clinic)["clinic"]
+    mine = clinic.info["node_id"]
+
+    restored = node(tmp_path, "restored", "rural")
+    restored.info = clinic.info
+    restored.manage("backup", "restore", str(old), "--key", str(key))
+    assert json.loads(restored.manage("ledger", "catch-up", "--json").stdout)["catching_up"]
+
+    # A bundle that is not addressed to it (no word of how much of its log the parent holds) is imported
+    # but does not end the waiting.
+    general = tmp_path / "general.shb"
+    centre.manage("sync", "export", "--out", str(general))
+    summary = json.loads(restored.manage("sync", "import", str(general), "--json").stdout)
+    assert not summary["caught_up"] and summary["catching_up"]
+    assert json.loads(restored.manage("ledger", "catch-up", "--json").stdout)["catching_up"]
+
+    summary = carry(centre, restored, tmp_path, "down")
+    assert summary["caught_up"] and not summary["catching_up"], summary
+    assert not json.loads(restored.manage("ledger", "catch-up", "--json").stdout)["catching_up"]
+    states = dumps(restored, centre)
+    assert states["restored"]["verify"]["ok"], states["restored"]["verify"]["problems"][:5]
+    assert states["restored"]["entries"][mine] == lost["entries"][mine]
+    assert states["restored"]["entries"] == states["centre"]["entries"]
+    assert states["restored"]["records"] == states["centre"]["records"]
+
+    # It writes again, as the next entries of the same log, and the parent takes them with no fork.
+    after = seed(restored, 1, 44)
+    assert after["log_size"] > grown["log_size"]
+    up = carry(restored, centre, tmp_path, "up3")
+    assert up["applied"] == after["log_size"] - grown["log_size"], up
+    states = dumps(restored, centre)
+    assert states["centre"]["verify"]["ok"], states["centre"]["verify"]["problems"][:5]
+    assert states["restored"]["entries"] == states["centre"]["entries"]

@@ -93,6 +93,7 @@ EXPECTED = {
     "sync:pull": {"GET": same(405), "POST": same(401)},
     "sync:push": {"GET": same(405), "POST": same(401)},
     "sync:served": {"GET": same(405), "POST": same(401)},
+    "sync:offered": {"GET": same(405), "POST": same(401)},
     # pairing: the admin page issues codes and joins a parent; the endpoint is authenticated by the code
     # (an empty POST reaches it and is refused as malformed, whoever sends it)
     "sync:pair": {"GET": MANAGE, "POST": MANAGE},

@@ -294,3 +294,28 @@ def test_run_with_an_unreachable_peer_cannot_run_and_is_recorded():
     code, out, _ = run("status", "--json")
     (peer,) = json.loads(out)["peers"]
     assert "cannot reach" in peer["last_error"] and peer["rounds_failed"] == 1
+
+
+def test_export_for_a_peer_carries_its_own_log_beyond_what_it_had_and_says_how_much(tmp_path):
+    child = RemoteNode()
+    for n in range(3):
+        child.patient(patient_number=f"RC-{n:06d}-X")
+    peer = services.add_peer(
+        node_id=child.node_id, public_key=child.public_b64, tier="mobile_point", role="child"
+    )
+    ledger_services.ingest_remote(**child.segment())
+
+    def exported(*extra):
+        out = tmp_path / "for.shb"
+        code, _, err = run("export", "--out", str(out), "--for", child.node_id, *extra)
+        assert code == 0, err
+        bundle = wire.read_bundle(out.read_bytes())
+        own = [b for b in bundle.batches if b["origin"] == child.node_id]
+        return bundle.recipient_log_size, [(b["entries"][0]["index"], len(b["entries"])) for b in own]
+
+    assert exported() == (3, [(0, 3)])  # what it holds unknown: all of it
+    services._record_peer_sizes(peer, {child.node_id: {"size": 3, "checkpoint": 3}})
+    assert exported() == (3, [])  # it holds it all: only the size is said
+    assert exported("--resend-own-log") == (3, [(0, 3)])  # restored from an older backup: all again
+    code, _, err = run("export", "--out", str(tmp_path / "x"), "--resend-own-log")
+    assert code == 2 and "--for" in err

@@ -2,6 +2,7 @@
 new ledger entry, and the flag follows the entries (cleared wherever the resolution arrives)."""
 
 import copy
+import json
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -203,3 +204,63 @@ def test_each_disputed_field_offers_the_value_shown_now_first_even_when_winners_
     conflict = RecordConflict(fields=found["fields"], versions=found["versions"])
     offered = {f["name"]: [v["value"] for v in f["values"]] for f in selectors.choices(conflict)}
     assert offered == {"phone": ["4", "2"], "village": ["Mji", "Pwani"]}
+
+
+# --- local edits of a flagged record re-derive its flag ---------------------------------------------------
+
+
+def test_a_local_edit_of_another_field_leaves_the_conflict_open(conflicted):
+    patient, _ = conflicted
+    before = RecordConflict.objects.get(object_id=patient.pk)
+    records_services.update_patient(patient=patient, author="dr_a", phone="0712345678")
+    after = RecordConflict.objects.get(object_id=patient.pk)
+    assert after.open and after.fields == ["village"]
+    assert [v["values"] for v in after.versions] == [v["values"] for v in before.versions]
+    assert Patient.objects.get(pk=patient.pk).phone == "0712345678"
+
+
+def test_a_local_edit_leaving_the_disputed_field_as_shown_leaves_it_open(conflicted):
+    patient, _ = conflicted
+    shown = Patient.objects.get(pk=patient.pk).village
+    records_services.update_patient(patient=patient, author="dr_a", village=shown)
+    assert RecordConflict.objects.get(object_id=patient.pk).open  # confirming is not deciding
+
+
+def test_a_local_edit_setting_the_disputed_field_settles_it_and_keeps_the_losing_value(conflicted):
+    patient, _ = conflicted
+    edited = records_services.update_patient(patient=patient, author="dr_a", village="Katikati")
+    conflict = RecordConflict.objects.get(object_id=patient.pk)
+    ours = Entry.objects.filter(object_id=patient.pk, kind="update").order_by("-hlc").first()
+    assert not conflict.open and conflict.resolved_by_entry == f"{ours.origin}#{ours.index}"
+    assert ours.author == "dr_a" and edited.village == "Katikati"
+    # The values that lost are still shown on the closed flag, and every version is in the ledger.
+    assert {v["values"]["village"] for v in conflict.versions} == {"Mjini", "Pwani"}
+    villages = {
+        json.loads(p).get("village")
+        for p in Entry.objects.filter(object_id=patient.pk).values_list("payload", flat=True)
+    }
+    assert {"Kibaoni", "Mjini", "Pwani", "Katikati"} <= villages
+    # The flag is the merge's answer: any node holding these entries agrees (none left open).
+    assert conflicts.analyse(conflicts_entries(patient.pk)) is None
+    assert verify_all().ok
+
+
+def test_a_local_edit_that_fails_changes_no_flag(conflicted):
+    patient, _ = conflicted
+    with pytest.raises(ValidationError):
+        records_services.update_patient(patient=patient, author="dr_a", village="Katikati", sex="??")
+    assert RecordConflict.objects.get(object_id=patient.pk).open
+
+
+def conflicts_entries(object_id) -> list[dict]:
+    return [
+        {
+            "origin": e.origin,
+            "index": e.index,
+            "hlc": e.hlc,
+            "kind": e.kind,
+            "author": e.author,
+            "payload": json.loads(e.payload),
+        }
+        for e in Entry.objects.filter(object_id=object_id)
+    ]

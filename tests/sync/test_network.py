@@ -138,8 +138,10 @@ def test_four_tiers_converge_survive_killed_rounds_and_flag_conflicts(tmp_path):
     os.killpg(runner.pid, signal.SIGINT)
     out, err = runner.communicate(timeout=300)
     assert runner.returncode == 0, err[-3000:]
-    # ...then restarted: everything converges.
-    network(base, "--cycles", "1")
+    # ...then restarted: everything converges. Two cycles: if the kill came before the concurrent edits
+    # met, a node that receives the other edit on the way down writes a merge entry into its own log
+    # then, and that entry rises to the root only in the next cycle's upward pass.
+    network(base, "--cycles", "2")
     check_converged(base)
     for name in ("regional-hospital", "mobile-health-point"):
         (conflict,) = [c for c in conflicts_of(base, name) if c["object_id"] == patient]

@@ -126,3 +126,109 @@ def test_catching_up_ends_only_with_a_round_against_the_parent(restored):
     level = {me: {"size": old_size, "checkpoint": old_size}}  # the parent holds no more than we do
     result = services.run_round(parent, client=ScriptedPeer(parent, level))
     assert result.caught_up and not catchup.is_catching_up()
+
+
+# --- the same catch-up from a USB bundle the parent made for us ---------------------------------------------
+
+
+def _bundle(tmp_path, sender: FakeLog, batches, *, recipient_log_size, recipient="me", name="in.shb"):
+    path = tmp_path / name
+    path.write_bytes(
+        wire.write_bundle(
+            sender.key,
+            sender=sender.node_id,
+            sender_public_key=sender.public_b64,
+            batches=batches,
+            recipient=self_node_id() if recipient == "me" else recipient,
+            recipient_log_size=recipient_log_size,
+        )
+    )
+    return path
+
+
+def _parent_log() -> FakeLog:
+    log = FakeLog()
+    services.add_peer(node_id=log.node_id, public_key=log.public_b64, tier="urban_centre", role="parent")
+    return log
+
+
+def test_a_bundle_from_the_parent_brings_our_tail_back_and_ends_catching_up(restored, tmp_path):
+    old_size, future = restored
+    parent = _parent_log()
+    path = _bundle(tmp_path, parent, [_own_batch(future, old_size)], recipient_log_size=future["size"])
+    summary = services.import_bundle(path=path)
+    assert summary["applied"] == future["size"] - old_size
+    assert summary["caught_up"] and not summary["catching_up"] and not catchup.is_catching_up()
+    assert sorted(str(pk) for pk in Patient.objects.values_list("pk", flat=True)) == future["patients"]
+    assert verification.verify_all().ok
+    again = services.import_bundle(path=path)  # twice is harmless
+    assert again["applied"] == 0 and not again["caught_up"]
+    factories.patient(given_name="AfterCatchUp")
+    assert Entry.objects.filter(origin=self_node_id()).count() == future["size"] + 1
+
+
+def test_a_bundle_saying_the_parent_holds_more_than_it_carries_keeps_us_waiting(restored, tmp_path):
+    old_size, future = restored
+    parent = _parent_log()
+    path = _bundle(tmp_path, parent, [_own_batch(future, old_size)], recipient_log_size=future["size"] + 5)
+    summary = services.import_bundle(path=path)
+    assert summary["applied"] == future["size"] - old_size and not summary["caught_up"]
+    assert "holds more of our own log" in summary["catching_up"] and catchup.is_catching_up()
+
+
+def test_only_a_bundle_made_for_us_by_the_parent_ends_catching_up(restored, tmp_path):
+    old_size, future = restored
+    parent = _parent_log()
+    sibling = FakeLog()
+    services.add_peer(
+        node_id=sibling.node_id, public_key=sibling.public_b64, tier="rural_clinic", role="peer"
+    )
+    level = future["size"]
+    from_sibling = _bundle(
+        tmp_path, sibling, [_own_batch(future, old_size)], recipient_log_size=level, name="sibling.shb"
+    )
+    summary = services.import_bundle(path=from_sibling)
+    assert summary["applied"] == level - old_size  # its entries of our log are proven: taken
+    assert not summary["caught_up"] and "parent" in summary["catching_up"] and catchup.is_catching_up()
+    for_anyone = tmp_path / "anyone.shb"
+    for_anyone.write_bytes(
+        wire.write_bundle(parent.key, sender=parent.node_id, sender_public_key=parent.public_b64, batches=[])
+    )
+    summary = services.import_bundle(path=for_anyone)  # says nothing of how much of our log it holds
+    assert not summary["caught_up"] and catchup.is_catching_up()
+    summary = services.import_bundle(path=_bundle(tmp_path, parent, [], recipient_log_size=level))
+    assert summary["caught_up"] and not catchup.is_catching_up()
+
+
+def test_a_bundle_with_another_history_of_our_log_is_refused_whole_and_we_keep_waiting(restored, tmp_path):
+    old_size, _ = restored
+    parent = _parent_log()
+    other = FakeLog(key=node_identity().private_key)  # signed with our key, but not our history
+    other.add(old_size + 2)
+    path = _bundle(tmp_path, parent, [other.batch(old_size, proof_from=old_size)], recipient_log_size=0)
+    before = _state()
+    with pytest.raises(services.Refused, match="refused whole"):
+        services.import_bundle(path=path)
+    assert _state() == before and catchup.is_catching_up()
+
+
+def test_a_bundle_of_our_log_under_a_key_not_ours_is_refused_whole(restored, tmp_path):
+    old_size, future = restored
+    parent = _parent_log()
+    batch = _own_batch(future, old_size)
+    batch["public_key"] = parent.public_b64  # another key claiming our origin
+    path = _bundle(tmp_path, parent, [batch], recipient_log_size=future["size"])
+    before = _state()
+    with pytest.raises(services.Refused, match="does not belong to that public key"):
+        services.import_bundle(path=path)
+    assert _state() == before and catchup.is_catching_up()
+
+
+def test_a_bundle_starting_past_our_restored_log_says_to_resend_it_whole(restored, tmp_path):
+    old_size, future = restored
+    parent = _parent_log()
+    path = _bundle(tmp_path, parent, [_own_batch(future, old_size + 1)], recipient_log_size=future["size"])
+    before = _state()
+    with pytest.raises(services.Refused, match="--resend-own-log"):
+        services.import_bundle(path=path)
+    assert _state() == before and catchup.is_catching_up()

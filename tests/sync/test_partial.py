@@ -275,3 +275,20 @@ def test_refer_and_partial_from_the_command_line(child, capsys):
     node = RemoteNode()
     with pytest.raises(services.SyncError, match="needs --role parent"):
         services.add_peer(node_id=node.node_id, public_key=node.public_b64, tier="rural_clinic", partial=True)
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 1000])
+def test_finding_entries_by_object_and_by_reading_the_log_agree(child, budget):
+    """The object_id index path (few wanted objects) and the page scan (many) pick the same entries and
+    stop at the same place, whatever the budget and the range."""
+    node, peer, served, other = child
+    origin = ledger_selectors.self_node_id()
+    end = Entry.objects.filter(origin=origin).count()
+    wanted = partial._records_of({served.pk, other.pk})
+    assert wanted
+    for start in (0, 1, end // 2):
+        by_object = partial._scan_by_object(origin, start, end, wanted, budget)
+        by_pages = partial._scan_by_pages(origin, start, end, wanted, budget)
+        assert by_object == by_pages
+        assert all(start <= i < end for i in by_object[0])
+    assert partial._scan_by_object(origin, 0, end, set(), budget) == ([], end)

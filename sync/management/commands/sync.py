@@ -50,6 +50,11 @@ class Command(BaseCommand):
         export = sub.add_parser("export", help="write a signed bundle for a USB stick")
         export.add_argument("--out", required=True)
         export.add_argument("--for", dest="for_node", help="only what this peer lacked at the last exchange")
+        export.add_argument(
+            "--resend-own-log",
+            action="store_true",
+            help="--for a peer restored from an older backup: all of its own log we hold",
+        )
         export.add_argument("--json", action="store_true")
 
         imported = sub.add_parser("import", help="apply a bundle (all of it, or nothing)")
@@ -167,7 +172,11 @@ class Command(BaseCommand):
     # bundles
 
     def _export(self, options):
-        summary = services.export_bundle(out=options["out"], for_node=options["for_node"])
+        if options["resend_own_log"] and not options["for_node"]:
+            raise services.SyncError("--resend-own-log needs --for NODE")
+        summary = services.export_bundle(
+            out=options["out"], for_node=options["for_node"], resend_own_log=options["resend_own_log"]
+        )
         self._out(
             {"ok": True, **summary},
             f"wrote {summary['entries']} entries of {len(summary['origins'])} logs in {summary['batches']} "
@@ -179,7 +188,9 @@ class Command(BaseCommand):
         self._out(
             {"ok": True, **summary},
             f"bundle from {summary['sender']}: {summary['batches']} batches checked, "
-            f"{summary['applied']} new entries applied",
+            f"{summary['applied']} new entries applied"
+            + ("; caught up on our own log: writes are allowed again" if summary["caught_up"] else "")
+            + (f"; {summary['catching_up']}" if summary["catching_up"] else ""),
         )
 
     # status
