@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ledger import services as ledger_services
+from ledger.registry import record_edited
 from ledger.selectors import self_node_id, self_node_prefix
 
 from .canonical import object_type, record_payload_text
@@ -34,6 +35,7 @@ from .models import (
 )
 from .patient_number import format_patient_number, is_valid_patient_number
 from .text import fold
+from .validation import clean_fields
 
 IMAGE_MEDIA_TYPES = {"image/png", "image/tiff", "application/dicom", "image/jpeg"}
 
@@ -44,6 +46,8 @@ def _ledger(obj, *, kind: str, author: str, batch: list | None = None) -> None:
     )
     if batch is None:
         ledger_services.append_many([pending])
+        if kind != "create":  # an edit may settle or change a sync conflict on this record
+            record_edited(obj.pk)
     else:
         batch.append(pending)
 
@@ -55,17 +59,18 @@ _STAMPED_FIELDS = ("origin", "created_at", "updated_at", "version")
 def _validate(obj, *, trusted: tuple[str, ...] = ()) -> None:
     # Field validation only: foreign keys were just read by the caller and uniqueness is the
     # database's job, so full_clean's extra queries per row would be pure cost; so would re-checking
-    # the `trusted` fields this module has just set itself.
-    obj.clean_fields(exclude=[*_relation_fields(type(obj)), *trusted])
+    # the `trusted` fields this module has just set itself (from its clock, identity or code tables).
+    clean_fields(obj, _not_validated(type(obj), trusted))
 
 
 @cache
-def _relation_fields(model: type) -> tuple[str, ...]:
-    return tuple(f.name for f in model._meta.concrete_fields if f.is_relation)
+def _not_validated(model: type, trusted: tuple[str, ...]) -> frozenset[str]:
+    # Worked out once per model (clean_fields caches its plan per model and set).
+    return frozenset((*(f.name for f in model._meta.concrete_fields if f.is_relation), *trusted))
 
 
-def _stamp_new(obj, created_at: dt.datetime | None = None) -> None:
-    now = timezone.now()
+def _stamp_new(obj, created_at: dt.datetime | None = None, now: dt.datetime | None = None) -> None:
+    now = now or timezone.now()
     if created_at is not None and created_at > now + dt.timedelta(minutes=5):
         raise ValidationError({"created_at": "A record cannot be created in the future."})
     obj.origin = self_node_id()
@@ -75,15 +80,24 @@ def _stamp_new(obj, created_at: dt.datetime | None = None) -> None:
 
 
 def _save_new(
-    obj, *, author: str, batch: list | None = None, created_at: dt.datetime | None = None, record_id=None
+    obj,
+    *,
+    author: str,
+    batch: list | None = None,
+    created_at: dt.datetime | None = None,
+    record_id=None,
+    now: dt.datetime | None = None,
+    trusted: tuple[str, ...] = (),
 ):
     """Insert a new record row and ledger it. `record_id` and `created_at` keep an imported record's
-    identity and time (FHIR import); otherwise the row keeps its fresh UUID and gets now()."""
+    identity and time (FHIR import); otherwise the row keeps its fresh UUID and gets now() (or `now`,
+    one instant for all the rows of one write). `trusted`: fields the caller set from its code tables."""
     if record_id is not None:
         obj.id = record_id
-    _stamp_new(obj, created_at)
+    _stamp_new(obj, created_at, now)
     # A generated id is a fresh UUID; an imported one (record_id) is checked like any input.
-    _validate(obj, trusted=_STAMPED_FIELDS if record_id is not None else ("id", *_STAMPED_FIELDS))
+    stamped = _STAMPED_FIELDS if record_id is not None else ("id", *_STAMPED_FIELDS)
+    _validate(obj, trusted=(*stamped, *trusted) if trusted else stamped)
     obj.save(force_insert=True)
     _ledger(obj, kind="create", author=author, batch=batch)
     return obj
@@ -91,12 +105,17 @@ def _save_new(
 
 def allocate_patient_number() -> str:
     """Next number of this node's sequence; must run inside the registering transaction."""
+    return allocate_patient_numbers(1)[0]
+
+
+def allocate_patient_numbers(count: int) -> list[str]:
+    """`count` consecutive numbers of this node's sequence under one row lock (inside the transaction)."""
     prefix = self_node_prefix()
     sequence, _ = PatientNumberSequence.objects.select_for_update().get_or_create(prefix=prefix)
-    number = sequence.next_value
-    sequence.next_value = number + 1
+    first = sequence.next_value
+    sequence.next_value = first + count
     sequence.save(update_fields=["next_value"])
-    return format_patient_number(prefix, number)
+    return [format_patient_number(prefix, first + n) for n in range(count)]
 
 
 def move_sequence_past_own_numbers() -> None:
@@ -246,6 +265,12 @@ class EncounterInput:
     note: str = ""
 
 
+# Fields _observation and record_encounter take from the code tables, never from input (a test checks
+# that every table entry fits its field): validating them again per row would be pure cost.
+_OBSERVATION_TABLE_FIELDS = ("category", "code", "display", "unit")
+_CONDITION_TABLE_FIELDS = ("icd10_code", "display")
+
+
 def _observation(patient, encounter, code: str, value: Decimal | None, text: str, when) -> Observation:
     if code in OBSERVATION_KINDS:
         kind = OBSERVATION_KINDS[code]
@@ -285,56 +310,62 @@ def _observation(patient, encounter, code: str, value: Decimal | None, text: str
     raise ValidationError({"code": f"unknown observation code {code!r}"})
 
 
+def visit_rows(patient: Patient, data: EncounterInput, author: str, when: dt.datetime):
+    """The unsaved rows of one visit in write order (encounter, vitals, labs, diagnoses, prescriptions,
+    note), each with the fields set from code tables (not re-validated); record_encounter and the bulk
+    demo seeding both write these."""
+    encounter = Encounter(
+        patient=patient, kind=data.kind, reason=data.reason.strip(), started_at=when, practitioner=author
+    )
+    yield encounter, ()
+    for vital in data.vitals:
+        yield _observation(patient, encounter, vital.code, vital.value, "", when), _OBSERVATION_TABLE_FIELDS
+    for lab in data.labs:
+        yield _observation(patient, encounter, lab.code, lab.value, lab.text, when), _OBSERVATION_TABLE_FIELDS
+    codes = icd10_codes()
+    for diagnosis in data.diagnoses:
+        known = codes.get(diagnosis.icd10_code)
+        if known is None:
+            raise ValidationError({"diagnoses": f"unknown ICD-10 code {diagnosis.icd10_code!r}"})
+        condition = Condition(
+            patient=patient,
+            encounter=encounter,
+            icd10_code=known.code,
+            display=known.display,
+            onset_date=diagnosis.onset_date,
+        )
+        yield condition, _CONDITION_TABLE_FIELDS
+    for item in data.prescriptions:
+        prescription = MedicationRequest(
+            patient=patient,
+            encounter=encounter,
+            medication=item.medication.strip(),
+            dose=item.dose.strip(),
+            frequency=item.frequency.strip(),
+            duration_days=item.duration_days,
+            prescriber=author,
+        )
+        yield prescription, ()
+    if data.note.strip():
+        yield ClinicalNote(patient=patient, encounter=encounter, text=data.note.strip(), author=author), ()
+
+
 @transaction.atomic
 def record_encounter(*, patient: Patient, author: str, data: EncounterInput) -> Encounter:
     """One visit: the encounter, its vitals and labs, diagnoses, prescriptions and note, all or nothing.
     Its ledger entries are appended as one batch, in the order the rows were written."""
     if patient.merged_into_id:
         raise ValidationError("this patient was merged; record the visit on the surviving record")
-    when = data.started_at or timezone.now()
-    if when > timezone.now() + dt.timedelta(minutes=5):
+    now = timezone.now()  # one creation instant for all the rows of the visit
+    when = data.started_at or now
+    if when > now + dt.timedelta(minutes=5):
         raise ValidationError({"started_at": "An encounter cannot be in the future."})
     batch: list = []
-
-    def save(obj):
-        return _save_new(obj, author=author, batch=batch)
-
-    reason = data.reason.strip()
-    encounter = save(
-        Encounter(patient=patient, kind=data.kind, reason=reason, started_at=when, practitioner=author)
-    )
-    for vital in data.vitals:
-        save(_observation(patient, encounter, vital.code, vital.value, "", when))
-    for lab in data.labs:
-        save(_observation(patient, encounter, lab.code, lab.value, lab.text, when))
-    codes = icd10_codes()
-    for diagnosis in data.diagnoses:
-        known = codes.get(diagnosis.icd10_code)
-        if known is None:
-            raise ValidationError({"diagnoses": f"unknown ICD-10 code {diagnosis.icd10_code!r}"})
-        save(
-            Condition(
-                patient=patient,
-                encounter=encounter,
-                icd10_code=known.code,
-                display=known.display,
-                onset_date=diagnosis.onset_date,
-            )
-        )
-    for item in data.prescriptions:
-        save(
-            MedicationRequest(
-                patient=patient,
-                encounter=encounter,
-                medication=item.medication.strip(),
-                dose=item.dose.strip(),
-                frequency=item.frequency.strip(),
-                duration_days=item.duration_days,
-                prescriber=author,
-            )
-        )
-    if data.note.strip():
-        save(ClinicalNote(patient=patient, encounter=encounter, text=data.note.strip(), author=author))
+    rows = visit_rows(patient, data, author, when)
+    encounter, _ = next(rows)
+    _save_new(encounter, author=author, batch=batch, now=now)
+    for obj, trusted in rows:
+        _save_new(obj, author=author, batch=batch, now=now, trusted=trusted)
     ledger_services.append_many(batch)
     return encounter
 

@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "accounts.middleware.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "ledger.middleware.CatchingUpMiddleware",
+    "siliconhealth.disk_full.DiskFullMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "siliconhealth.middleware.ContentSecurityPolicyMiddleware",
     "siliconhealth.middleware.PrivateNoStoreMiddleware",

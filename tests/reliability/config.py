@@ -27,9 +27,17 @@ RURAL_PATIENTS = int(_number("RELIABILITY_RURAL_PATIENTS", max(PATIENTS // 10, 1
 FAULT_PATIENTS = int(_number("RELIABILITY_FAULT_PATIENTS", 1000))
 FAULT_SECONDS = _number("RELIABILITY_FAULT_SECONDS", 60 if FULL else 20)
 FUZZ_EXAMPLES = int(_number("RELIABILITY_FUZZ_EXAMPLES", 100 if FULL else 25))
-# Users start at this rate (per second); THINK seconds pass between one user's actions (0: none).
+# Users start at this rate (per second). The load model is a closed loop of people: after each answer
+# a clinician reads or types for THINK seconds on average (uniformly 0.5x-1.5x, locust's
+# `wait_time = between(2.5, 7.5)`) before the next click. Five seconds is a brisk clinician: a chart
+# read, a registration or a visit note takes a person longer than that, so 50 such users offer at most
+# 50 / 5 = 10 requests/s, the busiest minute of a 50-clinician hospital rather than its average.
+# The smoke run keeps 0 (back to back) to finish in seconds.
 SPAWN_RATE = _number("RELIABILITY_SPAWN_RATE", 5)
-THINK_SECONDS = _number("RELIABILITY_THINK_SECONDS", 0)
+THINK_SECONDS = _number("RELIABILITY_THINK_SECONDS", 5 if FULL else 0)
+# After the modelled load, the same users with no think time for this long: the saturation figure
+# (what the node serves flat out, and whether it fails cleanly); reported, not a goal. 0: skipped.
+SATURATION_SECONDS = _number("RELIABILITY_SATURATION_SECONDS", 60 if FULL else 0)
 CHART_P95_GOAL_MS = 300
 RESULTS = BASE / "results"
 

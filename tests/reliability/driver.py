@@ -178,8 +178,8 @@ class Clinician:
             time.sleep(1.0)
         while time.monotonic() < deadline and not stop.is_set():
             self.act()
-            if think:
-                stop.wait(think)
+            if think:  # locust's wait_time = between(think / 2, think * 3 / 2): people do not click in step
+                stop.wait(self.rng.uniform(think / 2, think * 3 / 2))
         if self.client is not None:
             self.client.close()
 
@@ -197,8 +197,9 @@ def run_clinicians(
     think: float = 0.0,
 ) -> dict:
     """Until `seconds` pass or `stop` is set; pass a recorder to read its figures while it runs.
-    Users start `spawn_rate` per second (as locust ramps up); `think` seconds pass between a user's
-    actions (0: back to back, the harshest closed loop)."""
+    Users start `spawn_rate` per second (as locust ramps up); a user waits `think` seconds on average
+    (uniformly between half and one and a half times it) after each answer before the next action
+    (0: back to back, the harshest closed loop, which measures saturation)."""
     recorder = recorder or Recorder(acks)
     stop = stop or threading.Event()
     deadline = time.monotonic() + seconds

@@ -5,12 +5,13 @@
 A seeded home lives under var/reliability/seed-<profile>-<patients>/ (the node key, SECRET_KEY and, on
 the rural profile, the SQLite database); the hospital profile's rows live in a PostgreSQL *template*
 database, siliconhealth_reliability_seed_<patients>, that each run clones (CREATE DATABASE ... TEMPLATE)
-into siliconhealth_reliability and drops afterwards. Seeding goes through `seed_demo` itself, in chunks
-of CHUNK patients with their own seeds, so every row has its ledger entry and `ledger verify` means
-something; progress is recorded after each chunk, so an interrupted seed resumes. Two things make it
-faster without changing what is written: synchronous_commit=off for the seeding session only (a crash
-loses the last chunk, which is then redone), and no search indexing on write (the load test does not
-search; the indexer would otherwise queue 100,000 embedding tasks).
+into siliconhealth_reliability and drops afterwards. Seeding goes through `seed_demo --bulk` (records/
+demo_bulk.py: BULK patients per transaction, one ledger append per batch), in chunks of CHUNK patients
+with their own seeds, so every row has its ledger entry and `ledger verify` means something; progress
+is recorded after each chunk, so an interrupted seed resumes. Two things make it faster without
+changing what is written: synchronous_commit=off for the seeding session only (a crash loses the last
+chunk, which is then redone), and no search indexing on write (the load test does not search; the
+indexer would otherwise queue 100,000 embedding tasks).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "var" / "reliability"
 PG_ADMIN = os.environ.get("RELIABILITY_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 CHUNK = 2000
-# Chunks seeded side by side: seed_demo is CPU-bound Python with one short transaction per patient, so
-# two processes on two cores nearly double the rate; the ledger's head lock keeps their entries in order.
+# Patients per transaction (seed_demo --bulk): one ledger append per batch, rows in bulk inserts.
+BULK = int(os.environ.get("RELIABILITY_SEED_BULK", "500"))
+# Chunks seeded side by side: seed_demo is CPU-bound Python, so two processes on two cores nearly
+# double the rate; the ledger's head lock keeps their entries in order.
 PROCESSES = int(os.environ.get("RELIABILITY_SEED_PROCESSES", "2"))
 PASSWORD = "reliability passphrase 2026"
 CLINICIANS = "clinician"  # usernames clinician00 ... come from users_for()
@@ -168,6 +171,8 @@ def _ensure_seeded(home: Path, profile: str, patients: int, say) -> dict:
                 str(size),
                 "--seed",
                 str(1000 + chunk),
+                "--bulk",
+                str(BULK),
             ]
             with open(home / f"seed-chunk-{chunk}.log", "w") as log:
                 running[chunk] = subprocess.Popen(
@@ -194,6 +199,7 @@ def _ensure_seeded(home: Path, profile: str, patients: int, say) -> dict:
         "patients": patients,
         "seed_seconds": round(progress["seconds"], 1),
         "patients_per_second": round(patients / max(progress["seconds"], 0.001), 1),
+        "bulk": BULK,
     }
     facts_file.write_text(json.dumps(facts))
     return facts

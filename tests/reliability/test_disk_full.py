@@ -107,6 +107,8 @@ def test_a_full_disk_refuses_writes_cleanly_and_the_node_recovers(tmp_path):
                 break
         full_samples = list(recorder.error_samples)
         assert failures_while_full >= 5, "the disk never filled: the test did not test anything"
+        patients_while_full = _patient_count(node)
+        page = _register_as_browser(clinician)
         assert web.restarts == 0, "a full disk crashed the web process"
         assert web_answers(base), "the server is down while the disk is full"
         # space comes back
@@ -115,6 +117,7 @@ def test_a_full_disk_refuses_writes_cleanly_and_the_node_recovers(tmp_path):
         else:  # the operator frees space: here, the web process is restarted without the limit
             web.file_size_limit = None
             web.kill9()
+        patients_after_refusals = _patient_count(node)
         recovered = wait_for(lambda: _one_write(clinician, recorder), 60)
         supervisor.shutdown()
         acks = missing_acks(node, tmp_path / "acks.jsonl")
@@ -126,6 +129,7 @@ def test_a_full_disk_refuses_writes_cleanly_and_the_node_recovers(tmp_path):
                 "writes_before_full": written_before,
                 "refused_while_full": failures_while_full,
                 "error_samples_while_full": full_samples[:3],
+                "page_while_full": {"status": page[0], "clear_message": page[1]},
                 "recovered_after_s": recovered,
                 "acks": acks,
                 "ledger_verify": verify,
@@ -138,6 +142,11 @@ def test_a_full_disk_refuses_writes_cleanly_and_the_node_recovers(tmp_path):
         if mounted:
             subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
         shutil.rmtree(mount_point, ignore_errors=True)
+    if mounted:  # a true ENOSPC (RLIMIT_FSIZE gives EFBIG, which SQLite reports as an I/O error)
+        assert all("status 507" in sample for sample in full_samples), full_samples
+        assert page == (507, True), page
+    # A refused registration left no row (rolled back whole), so its record cannot half-exist.
+    assert patients_after_refusals == patients_while_full
     assert recovered is not None, "writes did not succeed again once space was back"
     assert acks["missing"] == 0, acks
     assert verify["ok"], verify
@@ -147,3 +156,26 @@ def _one_write(clinician: Clinician, recorder: Recorder) -> bool:
     before = len(recorder.samples["register_patient"])
     clinician.act()
     return len(recorder.samples["register_patient"]) > before
+
+
+def _register_as_browser(clinician: Clinician) -> tuple[int, bool]:
+    """One registration as a browser sends it: the status and whether the page says what happened."""
+    answer = clinician.client.post(
+        "/patients/new/",
+        headers={"Accept": "text/html"},
+        data={
+            "given_name": "Diskfull",
+            "family_name": "Browser",
+            "sex": "female",
+            "age_years": "30",
+            "village": "Reliability",
+            "confirm_new": "on",
+            "csrfmiddlewaretoken": clinician.token,
+        },
+    )
+    return answer.status_code, "The disk is full: nothing was saved." in answer.text
+
+
+def _patient_count(node: Node) -> int:
+    code = "from records.models import Patient; print(Patient.objects.count())"
+    return int(node.shell(code).strip().splitlines()[-1])

@@ -84,7 +84,7 @@ def run_load(profile: str, *, patients: int, clinicians: int, nodes: int, asics:
         stack.prepare()
         stack.start(sync_interval=3.0)
         sample = stack.sample_patients(2000)
-        miners = swarm(stack, asics, seconds)
+        miners = swarm(stack, asics, seconds + config.SATURATION_SECONDS)
         load = run_clinicians(
             stack.base_url,
             clinicians=clinicians,
@@ -94,6 +94,17 @@ def run_load(profile: str, *, patients: int, clinicians: int, nodes: int, asics:
             spawn_rate=config.SPAWN_RATE,
             think=config.THINK_SECONDS,
         )
+        saturation = None
+        if config.SATURATION_SECONDS:  # the same users flat out: a figure, its errors are not a goal
+            saturation = run_clinicians(
+                stack.base_url,
+                clinicians=clinicians,
+                seconds=config.SATURATION_SECONDS,
+                patients=sample,
+                acks=stack.run_home / "acks.jsonl",  # its writes must be kept too
+                spawn_rate=config.SPAWN_RATE,
+                think=0,
+            )
         out, err = miners.communicate(timeout=120)
         shares = json.loads(out.strip().splitlines()[-1]) if out.strip() else {"error": err[-1000:]}
         restarts = {name: s.restarts for name, s in stack.supervisor.services.items() if s.restarts}
@@ -113,6 +124,7 @@ def run_load(profile: str, *, patients: int, clinicians: int, nodes: int, asics:
             "sync_nodes": nodes,
             "asics": asics,
             "load": load,
+            "saturation": saturation,
             "sync": sync_rounds(stack),
             "stratum": shares,
             "unexpected_restarts": restarts,

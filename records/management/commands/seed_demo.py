@@ -9,6 +9,7 @@ from accounts.models import User
 from accounts.roles import Role
 from accounts.services import create_user
 from records.demo import demo_patient, write_demo_patient
+from records.demo_bulk import write_demo_patients
 from records.models import Patient
 
 
@@ -23,11 +24,21 @@ class Command(BaseCommand):
             "--if-empty", action="store_true", help="do nothing if the node has patients already"
         )
         parser.add_argument("--json", action="store_true")
+        parser.add_argument(
+            "--bulk",
+            type=int,
+            default=0,
+            metavar="N",
+            help="write N patients per transaction with one ledger append (records/demo_bulk.py)",
+        )
 
     def handle(self, *args, **options):
         patients, seed, as_json = options["patients"], options["seed"], options["json"]
         if patients < 0 or patients > 1_000_000:
             raise CommandError("--patients must be between 0 and 1,000,000", returncode=2)
+        bulk = options["bulk"]
+        if bulk < 0 or bulk > 10_000:
+            raise CommandError("--bulk must be between 0 and 10,000 patients per batch", returncode=2)
         if options["if_empty"] and Patient.objects.exists():
             if not as_json:
                 self.stdout.write("the node has patients already: not seeding")
@@ -41,10 +52,17 @@ class Command(BaseCommand):
         rng = random.Random(seed)
         started = time.perf_counter()
         encounters = 0
+        pending = []
         for number in range(patients):
             person = demo_patient(rng)
-            write_demo_patient(person)
             encounters += len(person.encounters)
+            if bulk:
+                pending.append(person)
+                if len(pending) == bulk or number + 1 == patients:
+                    write_demo_patients(pending)
+                    pending = []
+            else:
+                write_demo_patient(person)
             if not as_json and patients >= 1000 and (number + 1) % 1000 == 0:
                 self.stderr.write(f"  {number + 1}/{patients} patients")
         elapsed = time.perf_counter() - started
