@@ -19,6 +19,15 @@ _DASH = "\u2014 "
 MAX_NOTE_BYTES = 1_000_000
 
 
+def canonical_b64decode(text: str) -> bytes:
+    """Base64 with exactly one spelling per byte string: the unused low bits of the last character
+    must be zero, or one signature could be sent as several texts (a changed byte that still verifies)."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise binascii.Error("not canonical base64")
+    return raw
+
+
 class NoteError(ValueError):
     """A note or checkpoint is malformed or its signature does not verify; str() says why."""
 
@@ -75,9 +84,9 @@ def open_note(note: str, name: str, public_key: bytes) -> str:
             raise NoteError(f"malformed signature line {line[:40]!r}")
         signer, _, encoded = line[len(_DASH) :].rpartition(" ")
         try:
-            raw = base64.b64decode(encoded, validate=True)
+            raw = canonical_b64decode(encoded)
         except binascii.Error:
-            raise NoteError("signature is not base64") from None
+            raise NoteError("signature is not canonical base64") from None
         if signer != name or raw[:4] != wanted:
             continue
         found_key = True
@@ -97,9 +106,9 @@ def parse_checkpoint(body: str) -> CheckpointBody:
     if not size_text.isdigit() or (size_text.startswith("0") and size_text != "0"):
         raise NoteError(f"tree size {size_text!r} is not a decimal number")
     try:
-        root = base64.b64decode(root_text, validate=True)
+        root = canonical_b64decode(root_text)
     except binascii.Error:
-        raise NoteError("root hash is not base64") from None
+        raise NoteError("root hash is not canonical base64") from None
     if len(root) != 32:
         raise NoteError(f"root hash is {len(root)} bytes, not 32")
     return CheckpointBody(origin, int(size_text), root, tuple(extensions))

@@ -113,6 +113,8 @@ def unb64(text, what: str, size: int | None = None) -> bytes:
         raise WireError(f"{what} is not base64") from None
     if size is not None and len(raw) != size:
         raise WireError(f"{what} is {len(raw)} bytes, not {size}")
+    if b64(raw) != text:  # one spelling per value: a changed character must never decode the same
+        raise WireError(f"{what} is not canonical base64")
     return raw
 
 

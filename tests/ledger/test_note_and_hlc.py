@@ -1,3 +1,5 @@
+import base64
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
@@ -21,6 +23,31 @@ def test_note_round_trip_and_tamper():
     other = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
     with pytest.raises(note.NoteError):
         note.open_note(signed, "example/log", other)
+
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _other_spelling(text: str) -> str:
+    """The same bytes, base64-spelled with a nonzero unused bit in the last character (before the '=')."""
+    last = text.rstrip("=")
+    spelled = last[:-1] + _ALPHABET[_ALPHABET.index(last[-1]) | 1] + text[len(last):]
+    assert spelled != text and base64.b64decode(spelled) == base64.b64decode(text)
+    return spelled
+
+
+def test_a_signature_or_root_spelled_another_way_is_refused():
+    # Lenient base64 would accept both spellings: a changed byte of a proof bundle that still verified.
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes_raw()
+    body = note.format_checkpoint("example/log", 42, b"\x07" * 32)
+    signed = note.sign_note(body, "example/log", key)
+    signature = signed.rstrip("\n").rsplit(" ", 1)[1]
+    with pytest.raises(note.NoteError, match="canonical"):
+        note.open_note(signed.replace(signature, _other_spelling(signature)), "example/log", public)
+    root = body.split("\n")[2]
+    with pytest.raises(note.NoteError, match="canonical"):
+        note.parse_checkpoint(body.replace(root, _other_spelling(root)))
 
 
 @pytest.mark.parametrize(

@@ -555,3 +555,11 @@ def test_batches_do_not_share_state(log):
     before = copy.deepcopy(batch)
     wire.check_batch(batch)
     assert batch == before
+
+
+def test_base64_with_another_spelling_of_the_same_bytes_is_refused():
+    text = wire.b64(bytes(range(32)))  # 44 characters, the last before '=' has two unused bits
+    assert wire.unb64(text, "hash", 32) == bytes(range(32))
+    spelled = text[:42] + chr(ord(text[42]) + 1) + "="
+    with pytest.raises(wire.WireError, match="canonical"):
+        wire.unb64(spelled, "hash", 32)
