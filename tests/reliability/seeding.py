@@ -102,10 +102,10 @@ def manage(env: dict, *args: str, timeout: float = 3600, stdin: str | None = Non
     return result
 
 
-def _pg_execute(statement: str) -> None:
+def _pg_execute(statement: str, url: str = PG_ADMIN) -> None:
     import psycopg
 
-    with psycopg.connect(PG_ADMIN, autocommit=True) as connection:
+    with psycopg.connect(url, autocommit=True) as connection:
         connection.execute(statement)
 
 
@@ -193,6 +193,8 @@ def _ensure_seeded(home: Path, profile: str, patients: int, say) -> dict:
             say(f"   seeded {done}/{patients} {profile} patients ({progress['seconds']:.0f} s so far)")
     progress["seconds_before"] = progress["seconds"]
     manage(env, "ledger", "checkpoint")
+    if profile == "hospital":  # autovacuum may be off (it is on this machine): give the planner statistics
+        _pg_execute("ANALYZE", pg_url(seed_database_name(patients)))
     shutil.rmtree(home / "broker", ignore_errors=True)  # the index tasks nobody will run
     facts = {
         "profile": profile,
