@@ -183,6 +183,36 @@ def _name_similarity(a: str, b: str) -> float:
     return max(direct, swapped)
 
 
+# Rows read per candidate query. The queries go from the strongest evidence to the weakest, so that at
+# 100,000 patients the thousands who merely share a birth window cannot crowd out the one with the same
+# name (one unordered query cut at 2,000 rows missed an exact copy 9 times in 10).
+CANDIDATES_PER_QUERY = 500
+_CANDIDATE_FIELDS = ("pk", "search_name", "phone", "birth_date", "sex", "village")
+
+
+def _candidate_queries(
+    name: str, name_tokens: list[str], phone: str, birth_date: dt.date | None, village: str
+):
+    live = Patient.objects.filter(merged_into__isnull=True)
+    named = Q()
+    for token in name_tokens:
+        named |= Q(search_name__contains=token[:4])
+    born_near = (
+        Q(birth_date__range=(birth_date - dt.timedelta(days=730), birth_date + dt.timedelta(days=730)))
+        if birth_date
+        else None
+    )
+    if phone:
+        yield live.filter(phone=phone)
+    yield live.filter(search_name__in={name, " ".join(reversed(name.split()))})  # the same name
+    if named and born_near:
+        yield live.filter(named & born_near)
+    if named:
+        yield live.filter(named)
+    if born_near and village:  # a misspelt name in the same village and age
+        yield live.filter(born_near, village__iexact=village)
+
+
 def possible_duplicates(
     *,
     user,
@@ -196,51 +226,57 @@ def possible_duplicates(
 ) -> list[DuplicateCandidate]:
     """Existing patients who may be the person being registered, best first.
 
-    Candidates come from a cheap indexed prefilter (same phone, birth within two years, or a name
-    token in common), then get a score from name similarity, sex, birth date, village and phone.
+    Candidates come from bounded queries, strongest evidence first (same phone; same name; a name token
+    in common and a birth within two years; a name token in common; same village and birth window), then
+    get a score from name similarity, sex, birth date, village and phone.
     """
     _require(user, Capability.VIEW_PATIENTS)
     name = fold(f"{given_name} {family_name}")
     tokens = [t for t in name.split() if len(t) >= 3]
-    prefilter = Q()
-    if phone.strip():
-        prefilter |= Q(phone=phone.strip())
+    phone, village = phone.strip(), village.strip()
+    seen, scored = set(), []
+    for query in _candidate_queries(name, tokens, phone, birth_date, village):
+        for row in query.values_list(*_CANDIDATE_FIELDS)[:CANDIDATES_PER_QUERY]:
+            if row[0] in seen:
+                continue
+            seen.add(row[0])
+            candidate = _score(row, name, sex, birth_date, village, phone)
+            if candidate is not None:
+                scored.append(candidate)
+    scored.sort(key=lambda c: c[0], reverse=True)
+    best = scored[:limit]
+    patients = Patient.objects.in_bulk([pk for _, pk, _ in best])
+    return [DuplicateCandidate(patients[pk], score, reasons) for score, pk, reasons in best]
+
+
+def _score(row, name: str, sex: str, birth_date, village: str, phone: str):
+    """(score, pk, reasons) of one candidate row, or None below the thresholds."""
+    pk, search_name, their_phone, their_birth, their_sex, their_village = row
+    similarity = _name_similarity(name, search_name)
+    if similarity < 0.6:
+        return None
+    score, reasons = similarity * 0.5, []
+    if similarity >= 0.8:
+        reasons.append("similar name")
+    if phone and their_phone == phone:
+        score += 0.3
+        reasons.append("same phone")
     if birth_date:
-        prefilter |= Q(
-            birth_date__range=(birth_date - dt.timedelta(days=730), birth_date + dt.timedelta(days=730))
-        )
-    for token in tokens:
-        prefilter |= Q(search_name__contains=token[:4])
-    if not prefilter:
-        return []
-    scored = []
-    for candidate in Patient.objects.filter(prefilter, merged_into__isnull=True)[:2000]:
-        similarity = _name_similarity(name, candidate.search_name)
-        score, reasons = similarity * 0.5, []
-        if similarity >= 0.8:
-            reasons.append("similar name")
-        if phone.strip() and candidate.phone == phone.strip():
-            score += 0.3
-            reasons.append("same phone")
-        if birth_date:
-            gap = abs((candidate.birth_date - birth_date).days)
-            if gap == 0:
-                score += 0.2
-                reasons.append("same birth date")
-            elif gap <= 366:
-                score += 0.1
-                reasons.append("birth within a year")
-        if sex and candidate.sex == sex:
-            score += 0.05
-        elif sex and candidate.sex != sex and candidate.sex != "unknown":
-            score -= 0.2
-        if village.strip() and fold(candidate.village) == fold(village):
+        gap = abs((their_birth - birth_date).days)
+        if gap == 0:
+            score += 0.2
+            reasons.append("same birth date")
+        elif gap <= 366:
             score += 0.1
-            reasons.append("same village")
-        if score >= 0.6 and similarity >= 0.6:
-            scored.append(DuplicateCandidate(candidate, round(score, 2), reasons))
-    scored.sort(key=lambda c: c.score, reverse=True)
-    return scored[:limit]
+            reasons.append("birth within a year")
+    if sex and their_sex == sex:
+        score += 0.05
+    elif sex and their_sex != sex and their_sex != "unknown":
+        score -= 0.2
+    if village and fold(their_village) == fold(village):
+        score += 0.1
+        reasons.append("same village")
+    return (round(score, 2), pk, reasons) if score >= 0.6 else None
 
 
 def recent_patients(*, user, limit: int = 10) -> list[Patient]:
