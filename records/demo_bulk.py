@@ -36,7 +36,6 @@ from .text import fold
 # Parents before children: foreign keys are checked at commit on both backends, but in this order
 # they would hold at each insert too.
 _TABLES = (Patient, Encounter, Observation, Condition, MedicationRequest, ClinicalNote)
-_NEW_ROW_TRUSTED = ("id", *services._STAMPED_FIELDS)
 # Records per search-index task: about what ten patients' one-transaction-each seeding would queue.
 INDEX_TASK_REFS = 200
 _NUMBER_PENDING = "PENDING"  # validated in its place; the real number comes from the locked sequence
@@ -53,8 +52,7 @@ class _Batch:
 
     def add(self, obj, *, author: str | None = None, trusted: tuple[str, ...] = ()):
         # What records.services._save_new does, less the single-row INSERT and append.
-        services._stamp_new(obj)
-        services._validate(obj, trusted=(*_NEW_ROW_TRUSTED, *trusted))
+        services.prepare_new_row(obj, trusted=trusted)
         self.rows[type(obj)].append(obj)
         text = None if isinstance(obj, Patient) else record_payload_text(obj)
         self.order.append([obj, author or self.author, text])

@@ -79,6 +79,22 @@ def _stamp_new(obj, created_at: dt.datetime | None = None, now: dt.datetime | No
     obj.version = 1
 
 
+def prepare_new_row(
+    obj,
+    *,
+    created_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    trusted: tuple[str, ...] = (),
+    imported_id: bool = False,
+) -> None:
+    """Stamp a new row with this node's identity and time and check it, before it is inserted (one row
+    here, or many at once by the bulk demo seeding)."""
+    _stamp_new(obj, created_at, now)
+    # A generated id is a fresh UUID; an imported one is checked like any input.
+    stamped = _STAMPED_FIELDS if imported_id else ("id", *_STAMPED_FIELDS)
+    _validate(obj, trusted=(*stamped, *trusted) if trusted else stamped)
+
+
 def _save_new(
     obj,
     *,
@@ -94,10 +110,7 @@ def _save_new(
     one instant for all the rows of one write). `trusted`: fields the caller set from its code tables."""
     if record_id is not None:
         obj.id = record_id
-    _stamp_new(obj, created_at, now)
-    # A generated id is a fresh UUID; an imported one (record_id) is checked like any input.
-    stamped = _STAMPED_FIELDS if record_id is not None else ("id", *_STAMPED_FIELDS)
-    _validate(obj, trusted=(*stamped, *trusted) if trusted else stamped)
+    prepare_new_row(obj, created_at=created_at, now=now, trusted=trusted, imported_id=record_id is not None)
     obj.save(force_insert=True)
     _ledger(obj, kind="create", author=author, batch=batch)
     return obj
