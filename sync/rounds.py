@@ -306,3 +306,19 @@ def retry_delay(retries: int, *, base: float = 30.0, cap: float = 1800.0) -> flo
     """Exponential backoff with full jitter on top: rural links fail together, retries should not."""
     delay = min(cap, base * 2**retries)
     return delay + random.uniform(0, delay / 2)
+
+
+def sync_parent_if_due(*, force: bool = False) -> RoundResult | None:
+    """The daemon's step: a round with the parent when the tier's sync interval has passed."""
+    parent = Peer.objects.filter(role=Peer.Role.PARENT, revoked=False).exclude(url="").first()
+    if parent is None:
+        return None
+    state, _ = SyncState.objects.get_or_create(peer=parent)
+    interval = settings.PROFILE.sync_interval_seconds  # env overrides included
+    if (
+        not force
+        and state.last_success_at
+        and (timezone.now() - state.last_success_at).total_seconds() < interval
+    ):
+        return None
+    return run_round(parent)

@@ -13,16 +13,10 @@ pairing, audit, tests, scripts) keeps one place to import from:
 
 from __future__ import annotations
 
-import urllib.request  # noqa: F401 - reached as services.urllib.request (tests patch urlopen there)
-
-from django.conf import settings
-from django.utils import timezone
-
 from . import selectors
 from .bundles import export_bundle, import_bundle
 from .client import HTTP_TIMEOUT, PeerClient
 from .errors import Busy, ForkRefused, PeerError, Refused, SyncError, Unavailable
-from .models import Peer, SyncState
 from .peers import (
     NONCES_PER_NODE,
     DatabaseReplayCache,
@@ -55,6 +49,7 @@ from .rounds import (
     retry_delay,
     round_lock,
     run_round,
+    sync_parent_if_due,
 )
 
 __all__ = [
@@ -104,19 +99,3 @@ __all__ = [
     "sync_parent_if_due",
 ]
 
-
-def sync_parent_if_due(*, force: bool = False) -> RoundResult | None:
-    """The daemon's step: a round with the parent when the tier's sync interval has passed. (Here, not
-    in rounds: it calls run_round through this module, where the daemon's tests replace it.)"""
-    parent = Peer.objects.filter(role=Peer.Role.PARENT, revoked=False).exclude(url="").first()
-    if parent is None:
-        return None
-    state, _ = SyncState.objects.get_or_create(peer=parent)
-    interval = settings.PROFILE.sync_interval_seconds  # env overrides included
-    if (
-        not force
-        and state.last_success_at
-        and (timezone.now() - state.last_success_at).total_seconds() < interval
-    ):
-        return None
-    return run_round(parent)

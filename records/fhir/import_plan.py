@@ -21,6 +21,10 @@ MODELS = {
     "note": ClinicalNote,
     "attachment": Attachment,
 }
+# A patient's fields an import sets and may correct with PUT.
+PATIENT_FIELDS = (
+    "given_name", "family_name", "sex", "birth_date", "birth_date_estimated", "village", "phone"
+)
 # Write order: what others refer to first.
 ORDER = ["patient", "encounter", "observation", "condition", "prescription", "note", "attachment"]
 WRITE_CAPABILITY = {
@@ -135,19 +139,7 @@ def wanted_fields(plan: Plan) -> dict:
     values, resolved = plan.mapped.values, plan.resolved
     practitioner = resolved.get("practitioner")
     if plan.kind == "patient":
-        return {
-            name: values[name]
-            for name in (
-                "given_name",
-                "family_name",
-                "sex",
-                "birth_date",
-                "birth_date_estimated",
-                "village",
-                "phone",
-            )
-            if name in values
-        }
+        return {name: values[name] for name in PATIENT_FIELDS if name in values}
     common = {}
     if resolved.get("patient") is not None:
         common["patient_id"] = id_of(resolved["patient"])

@@ -10,7 +10,7 @@ from .. import services
 from ..models import Encounter, Patient
 from .from_fhir import RefSpec
 from .import_lookup import chunks, fetch_by, identifier_query, patient_by_identifier, ref_type_id, urn_uuid
-from .import_plan import MODELS, ORDER, Plan, differs, id_of, wanted_fields
+from .import_plan import MODELS, ORDER, PATIENT_FIELDS, Plan, differs, id_of, wanted_fields
 from .outcome import Issue
 from .terms import PATIENT_NUMBER, as_uuid, derived_id, identifier_patient_id, practitioner_id
 
@@ -270,15 +270,7 @@ class Resolver:
                 continue
             fixed = set(changes) - services._CORRECTABLE.get(plan.model, set())
             if plan.kind == "patient":
-                fixed = set(changes) - {
-                    "given_name",
-                    "family_name",
-                    "sex",
-                    "birth_date",
-                    "birth_date_estimated",
-                    "village",
-                    "phone",
-                }
+                fixed = set(changes) - set(PATIENT_FIELDS)
             if fixed:
                 self.error(
                     "not-supported",

@@ -38,7 +38,7 @@ def sender():
     return log
 
 
-def bundle_file(tmp_path, sender: FakeLog, batches, name="bundle.shb", recipient=None):
+def bundle_file(tmp_path, sender: FakeLog, batches, name="bundle.shb", recipient=None, **options):
     path = tmp_path / name
     path.write_bytes(
         wire.write_bundle(
@@ -47,6 +47,7 @@ def bundle_file(tmp_path, sender: FakeLog, batches, name="bundle.shb", recipient
             sender_public_key=sender.public_b64,
             batches=batches,
             recipient=recipient,
+            **options,
         )
     )
     return path

@@ -13,6 +13,7 @@ from sync import services, wire
 from ..ledger.test_own_log_catchup import _state, _written_after_the_backup
 from ..records import factories
 from .fakes import FakeLog
+from .test_bundles_and_commands import bundle_file
 from .test_rounds_and_tasks import ScriptedPeer
 
 pytestmark = pytest.mark.django_db
@@ -132,18 +133,8 @@ def test_catching_up_ends_only_with_a_round_against_the_parent(restored):
 
 
 def _bundle(tmp_path, sender: FakeLog, batches, *, recipient_log_size, recipient="me", name="in.shb"):
-    path = tmp_path / name
-    path.write_bytes(
-        wire.write_bundle(
-            sender.key,
-            sender=sender.node_id,
-            sender_public_key=sender.public_b64,
-            batches=batches,
-            recipient=self_node_id() if recipient == "me" else recipient,
-            recipient_log_size=recipient_log_size,
-        )
-    )
-    return path
+    recipient = self_node_id() if recipient == "me" else recipient
+    return bundle_file(tmp_path, sender, batches, name, recipient, recipient_log_size=recipient_log_size)
 
 
 def _parent_log() -> FakeLog:

@@ -105,14 +105,6 @@ def test_referring_an_unknown_patient_is_refused(child):
 # --- the child's side: another origin's log held in part -------------------------------------------
 
 
-@pytest.fixture
-def far():
-    """A node whose log we hold only in part: three patients, of whom we are sent the second."""
-    node = RemoteNode()
-    patients = [node.patient(patient_number=f"FAR-{i}-X", given_name=f"Far{i}") for i in range(3)]
-    node.encounter(patients[1])
-    return node, patients
-
 
 def served_group(node: RemoteNode, indexes) -> dict:
     size = len(node.entries)

@@ -23,14 +23,6 @@ def _parent(*, partial_: bool = True):
     )
 
 
-@pytest.fixture
-def far():
-    """A node whose log we hold only in part (as in test_partial.py): we are sent its second patient."""
-    node = RemoteNode()
-    patients = [node.patient(patient_number=f"FAR-{i}-X", given_name=f"Far{i}") for i in range(3)]
-    node.encounter(patients[1])
-    return node, patients
-
 
 def _state():
     return Entry.objects.count(), Checkpoint.objects.count(), Patient.objects.count()

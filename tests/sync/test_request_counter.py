@@ -4,6 +4,7 @@ receiver says it already saw a higher one (a node restored from a backup with it
 import io
 import json
 import urllib.error
+import urllib.request
 
 import pytest
 
@@ -39,7 +40,7 @@ class ScriptedPeer:
         )
         self.floor, self.signer = floor, signer or self.key
         self.counters: list[int] = []
-        monkeypatch.setattr(services.urllib.request, "urlopen", self.urlopen)
+        monkeypatch.setattr(urllib.request, "urlopen", self.urlopen)
 
     def urlopen(self, request, timeout):
         counter = int(request.get_header(wire.H_COUNTER.capitalize()))

@@ -11,7 +11,7 @@ from ledger import selectors as ledger_selectors
 from ledger import services as ledger_services
 from ledger.models import Entry
 from records.models import Patient
-from sync import selectors, services, tasks, wire
+from sync import rounds, selectors, services, tasks, wire
 from sync.models import MirroredProof, Peer, SyncState
 
 from ..ledger.remote import RemoteNode
@@ -156,7 +156,7 @@ def test_the_task_does_nothing_without_a_parent():
 def test_the_task_waits_for_the_tier_interval(peer, monkeypatch):
     calls = []
     monkeypatch.setattr(
-        services, "run_round", lambda p: calls.append(p) or services.RoundResult(peer=p.node_id)
+        rounds, "run_round", lambda p: calls.append(p) or services.RoundResult(peer=p.node_id)
     )
     SyncState.objects.filter(peer=peer).update(last_success_at=timezone.now())
     assert tasks.sync_with_parent.run() is None and not calls
