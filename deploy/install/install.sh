@@ -158,6 +158,9 @@ rm -f /etc/nginx/sites-enabled/default
 nginx -t -q
 
 say "service units"
+# Units an earlier release shipped and this one does not are stopped and removed first.
+if [ "$SYSTEMD" = 1 ]; then PRUNE_FLAG=--systemctl; else PRUNE_FLAG=; fi
+"$APP/deploy/install/prune_units.sh" "$APP/deploy/systemd" /etc/systemd/system $PRUNE_FLAG
 install -m 0644 "$APP"/deploy/systemd/siliconhealth* /etc/systemd/system/
 (set -a; . "$ENV_FILE"; set +a; python3 "$APP/siliconhealth/tiers.py" dropins /etc/systemd/system)
 units=(siliconhealth-web siliconhealth-worker siliconhealth-beat siliconhealth-stratum)
