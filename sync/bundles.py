@@ -12,7 +12,7 @@ from django.db import transaction
 from ledger import catchup
 from ledger import selectors as ledger_selectors
 
-from . import partial, selectors, wire
+from . import partial, partial_bundles, selectors, wire
 from .errors import ForkRefused, Refused, SyncError, Unavailable
 from .models import Peer, SyncState
 from .peers import _count, _identity
@@ -26,11 +26,15 @@ def export_bundle(
     """Every origin's checkpointed log (or, --for a peer, what it lacked at our last exchange) in one
     signed, compressed file, written atomically. --for a peer, the bundle also carries that peer's own
     log beyond what it was known to hold (all of it when unknown, or with `resend_own_log`) and says
-    how much of it we hold, so a peer restored from an old backup ends its catching up by importing it."""
+    how much of it we hold, so a peer restored from an old backup ends its catching up by importing it.
+    --for a child that takes our logs in part, it carries the served entries instead of our whole logs
+    (and those from below it), and --for a parent we take in part, where our served pulls stand
+    (partial_bundles.py)."""
     identity = _identity()
     seal_own_checkpoint()
     theirs: dict = {}
     recipient_log_size = None
+    peer = None
     if for_node:
         peer = selectors.find_peer(for_node)
         if peer is None:
@@ -47,14 +51,18 @@ def export_bundle(
         # How much of its log we hold; unsaid if we hold it only in part (we could not say how much).
         if for_node not in partial.partial_origins():
             recipient_log_size = ours.get(for_node, {}).get("size", 0)
+    served_only = peer is not None and partial_bundles.takes_served(peer)
     batches = []
     for origin, have in sorted(ours.items()):
         known = theirs.get(origin, {"size": 0, "checkpoint": 0})
         if have["checkpoint"] <= known.get("size", 0):
             continue
+        if served_only and origin not in theirs and origin != for_node:
+            continue  # a log it takes from us in part: the served offers below carry its share
         batches += selectors.batches_for(
             origin, size=known.get("size", 0), checkpoint=known.get("checkpoint", 0), max_entries=max_entries
         )
+    served, links = partial_bundles.served_offers(peer) if served_only else (None, None)
     data = wire.write_bundle(
         identity.private_key,
         sender=identity.node_id,
@@ -62,6 +70,9 @@ def export_bundle(
         batches=batches,
         recipient=for_node,
         recipient_log_size=recipient_log_size,
+        served=served,
+        served_links=links or None,
+        served_position=partial_bundles.position_for(peer) if peer is not None else None,
     )
     out = Path(out)
     temporary = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -73,6 +84,9 @@ def export_bundle(
         os.replace(temporary, out)
     finally:
         temporary.unlink(missing_ok=True)
+    if served is not None:
+        partial_bundles.note_exported(peer, served)
+    groups = [group for offer in served or [] for group in offer["groups"] if "entries" in group]
     return {
         "out": str(out),
         "sender": identity.node_id,
@@ -80,6 +94,8 @@ def export_bundle(
         "batches": len(batches),
         "entries": sum(len(b["entries"]) for b in batches),
         "origins": sorted({b["origin"] for b in batches}),
+        "served_groups": len(groups),
+        "served_entries": sum(len(group["entries"]) for group in groups),
         "bytes": len(data),
     }
 
@@ -116,6 +132,10 @@ def import_bundle(*, path: Path) -> dict:
     own_size = ledger_selectors.log_size(self_id)
     peer = Peer.objects.filter(node_id=bundle.sender).first()
     source = f"bundle {path.name} from {bundle.sender}"
+    try:
+        served_position = partial_bundles.check_served_position(bundle)
+    except Refused as error:
+        raise Refused(f"bundle {path.name} refused whole: {error}") from None
     # Every batch is checked before any is applied; batches of one origin follow each other, so each
     # is checked against the checkpoint the previous one will have brought.
     known: dict[str, wire.KnownCheckpoint | None] = {}
@@ -140,24 +160,30 @@ def import_bundle(*, path: Path) -> dict:
         if previous is None or item.size > previous.size:
             known[item.origin] = wire.KnownCheckpoint(item.size, item.root, item.checkpoint)
         checked.append(item)
-    applied, sizes = 0, {}
-    position = 0
+    applied, served_applied, sizes = 0, 0, {}
+    where = "its batches"
     try:
         with transaction.atomic():
-            for position, item in enumerate(checked):  # noqa: B007 - named in the refusal
+            for position, item in enumerate(checked):
+                where = f"batch {position}"
                 outcome = apply_checked(item, source=source)
                 applied += outcome.applied
                 sizes[outcome.origin] = outcome.size
+            if bundle.served is not None:  # from a parent we take in part: as offered in a round
+                where = "its served entries"
+                served_applied = partial_bundles.take_served(peer, bundle.served, bundle.served_links)
     except ForkRefused as fork:
         keep_evidence(fork, peer=peer, source=source)
         raise ForkRefused(
-            f"bundle {path.name} refused whole: batch {position}: {fork}",
+            f"bundle {path.name} refused whole: {where}: {fork}",
             origin=fork.origin,
             our_note=fork.our_note,
             their_note=fork.their_note,
         ) from None
     except Refused as error:
-        raise Refused(f"bundle {path.name} refused whole: batch {position}: {error}") from None
+        raise Refused(f"bundle {path.name} refused whole: {where}: {error}") from None
+    applied += served_applied
+    partial_bundles.learn_from_bundle(bundle, peer, served_position, self_id=self_id)
     if peer is not None:
         _count(peer, bytes_received=len(data), entries_received=applied)
     caught_up, waiting = _catch_up_from_bundle(bundle, peer, self_id=self_id)
@@ -166,6 +192,7 @@ def import_bundle(*, path: Path) -> dict:
         "sender": bundle.sender,
         "batches": len(checked),
         "applied": applied,
+        "served_applied": served_applied,
         "sizes": sizes,
         "caught_up": caught_up,
         "catching_up": waiting,

@@ -29,6 +29,11 @@ class Peer(models.Model):
     partial = models.BooleanField(
         default=False, help_text="pull from this parent only the entries about the patients we serve"
     )
+    served_only = models.BooleanField(
+        default=False,
+        help_text="(a child) it holds only the entries about the patients it serves: it is sent those, "
+        "each with its proof, never our whole logs (set by `peers add --partial` or when it says so)",
+    )
     paired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -137,10 +137,14 @@ def served_progress(peer: Peer) -> tuple[dict, int]:
     return dict(saved.get("cursor", {})), int(saved.get("referrals", 0))
 
 
-def take_groups(peer: Peer, answer, cursor: dict, refused: set, *, say) -> tuple[int, int, list[str]]:
+def take_groups(
+    peer: Peer, answer, cursor: dict, refused: set, *, say, strict: bool = False
+) -> tuple[int, int, list[str]]:
     """Verify and store each served group (pulled, or offered by the parent), each committed on its own
     and the cursor saved after it. A fork is refused with its evidence kept. Updates `cursor` and
-    `refused`; returns (entries new here, groups applied, problems)."""
+    `refused`; returns (entries new here, groups applied, problems). `strict` (a bundle, applied all or
+    nothing by its caller): the first refusal is raised instead (ForkRefused, its evidence left to the
+    caller to keep once it has rolled back, or PartialRefused)."""
     applied = groups = 0
     problems: list[str] = []
     if not isinstance(answer, list) or len(answer) > partial_wire.MAX_GROUPS:
@@ -165,11 +169,15 @@ def take_groups(peer: Peer, answer, cursor: dict, refused: set, *, say) -> tuple
                 their_note=fork.their_note,
                 proof=fork.proof,
             )
+            if strict:
+                raise refusal from None
             keep_evidence(refusal, peer=peer, source=f"peer {peer.node_id}")
             problems.append(f"served {origin}: {fork}")
             refused.add(origin)
             continue
         except (wire.WireError, PartialRefused) as error:
+            if strict:
+                raise PartialRefused(f"served {origin}: {error}") from None
             problems.append(f"served {origin}: {error}")
             refused.add(origin)
             say(f"refused entries of {origin} from {peer.node_id}: {error}")

@@ -30,10 +30,13 @@ def add_peer(
     tier: str,
     url: str = "",
     role: str = Peer.Role.PEER,
-    partial: bool = False,
+    partial: bool | None = None,
 ) -> Peer:
     """Register (or update the address, tier and role of) a peer from its `node info --json`.
-    `partial` (for a parent): pull from it only the entries about the patients this node serves."""
+    `partial` says that the downward flow between us is partial: for a parent, pull from it only the
+    entries about the patients this node serves; for a child, it holds only those (it is sent them with
+    their proofs, never our whole logs, by rounds and by bundles). None: unchanged for a known peer,
+    whole for a new one (no tier implies it: the tiers mirror whole upward, see ARCHITECTURE.md)."""
     try:
         wire.check_node_id(node_id, public_key)
     except wire.WireError as error:
@@ -49,18 +52,28 @@ def add_peer(
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SyncError(f"{url!r} is not an http(s) URL")
-    if partial and role != Peer.Role.PARENT:
-        raise SyncError("only a parent can be mirrored in part (--partial needs --role parent)")
+    if partial and role == Peer.Role.PEER:
+        raise SyncError("only a parent or a child is synced in part (--partial needs --role parent or child)")
+    flags = {}
+    if partial is not None or role == Peer.Role.PEER:
+        flags = {
+            "partial": bool(partial) and role == Peer.Role.PARENT,
+            "served_only": bool(partial) and role == Peer.Role.CHILD,
+        }
     peer, created = Peer.objects.get_or_create(
         node_id=node_id,
-        defaults={"public_key": public_key, "tier": tier, "url": url, "role": role, "partial": partial},
+        defaults={"public_key": public_key, "tier": tier, "url": url, "role": role, **flags},
     )
     if not created:
         if peer.revoked:
             raise SyncError(f"{node_id} was revoked; a revoked node stays revoked")
-        peer.tier, peer.role, peer.partial = tier, role, partial
+        if peer.role != role:  # a flag of the other role means nothing in this one
+            flags = {"partial": False, "served_only": False, **flags}
+        peer.tier, peer.role = tier, role
         peer.url = url or peer.url
-        peer.save(update_fields=["tier", "role", "url", "partial"])
+        for name, value in flags.items():
+            setattr(peer, name, value)
+        peer.save(update_fields=["tier", "role", "url", *flags])
     SyncState.objects.get_or_create(peer=peer)
     return peer
 

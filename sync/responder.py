@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ledger import selectors as ledger_selectors
 
-from . import partial, partial_push, selectors, wire
+from . import partial_push, selectors, wire
 from .errors import Refused
 from .models import Peer
 from .peers import _count, _record_peer_sizes
@@ -110,6 +110,6 @@ HANDLERS: dict[str, Callable[[Peer, object], dict]] = {
     "sizes": handle_sizes,
     "pull": handle_pull,
     "push": handle_push,
-    "served": partial.handle_served,
+    "served": partial_push.serve_pull,
     "offered": partial_push.handle_offered,
 }

@@ -158,6 +158,10 @@ def _round(peer: Peer, client: PeerClient, result: RoundResult, *, max_entries, 
     # A child that takes our logs in part says so (partial_push.py): it is offered its patients'
     # entries instead of our whole logs, which it would refuse.
     served = reply.get("served")
+    try:
+        partial_push.remember_child(peer, served)  # so that a bundle made for it later is the same
+    except wire.WireError as error:
+        raise Refused(f"{peer.node_id} sent a bad served announce: {error}") from None
     source = f"peer {peer.node_id}"
     refused: set[str] = set(selectors.blocked_origins(peer))
 

@@ -179,6 +179,7 @@ def peer_facts(peer: Peer, ours: dict | None = None) -> dict:
         "revoked": peer.revoked,
         "pairing": peer.pairing,
         "partial": peer.partial,
+        "served_only": peer.served_only,
         "last_contact": None,
         "last_attempt": None,
         "last_success": None,
@@ -201,7 +202,10 @@ def peer_facts(peer: Peer, ours: dict | None = None) -> dict:
         seen = state.peer_sizes
         if peer.partial:  # logs we take in part from this parent are not "behind"
             seen = {origin: have for origin, have in seen.items() if origin in ours}
-        behind, ahead = lag(ours, seen, self_id=ledger_selectors.self_node_id(), peer_id=peer.node_id)
+        held = ours
+        if peer.served_only:  # nor are those a child takes from us in part "ahead" (as in a round)
+            held = {origin: have for origin, have in ours.items() if origin in seen or origin == peer.node_id}
+        behind, ahead = lag(held, seen, self_id=ledger_selectors.self_node_id(), peer_id=peer.node_id)
         facts.update(
             last_contact=_iso(state.last_contact_at),
             last_attempt=_iso(state.last_attempt_at),

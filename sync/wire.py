@@ -18,7 +18,8 @@ Bundle file (a USB stick's worth of batches, signed by the node that wrote it):
     line 2  "<sender node id> <sender public key> <body length> <base64 Ed25519 signature>"
     body    zstd(canonical JSON {"format": "siliconhealth-bundle/1", "sender", "sender_public_key",
             "recipient", "created", "batches": [...], and only in a bundle made for one recipient:
-            "recipient_log_size": how many entries of the recipient's own log the sender holds})
+            "recipient_log_size": how many entries of the recipient's own log the sender holds,
+            "served" / "served_position": partial sync by hand, see wire_bundles})
     The signature covers line 1, line 2 without its signature, and the compressed body.
 Signed HTTP request: Ed25519 over (method, path, recipient node id, timestamp, counter, nonce,
 sha256(body)), in headers X-SH-Node, X-SH-To, X-SH-Timestamp, X-SH-Counter, X-SH-Nonce,
@@ -66,6 +67,7 @@ from .wire_bundles import (
     MAX_BATCHES,
     MAX_BUNDLE_BYTES,
     MAX_BUNDLE_DECOMPRESSED_BYTES,
+    MAX_SERVED_OFFERS,
     Bundle,
     _bundle_signed_part,
     bundle_document,
@@ -178,6 +180,7 @@ __all__ = [
     "MAX_BUNDLE_BYTES",
     "MAX_BUNDLE_DECOMPRESSED_BYTES",
     "MAX_BATCHES",
+    "MAX_SERVED_OFFERS",
     "Bundle",
     "bundle_document",
     "_bundle_signed_part",

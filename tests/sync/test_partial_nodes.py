@@ -3,7 +3,6 @@ takes the parent's logs in part. When the PARENT starts the round, the child say
 answer and is offered only the entries about its patients, each with its proof, never whole logs."""
 
 import json
-import shutil
 
 import pytest
 
@@ -37,21 +36,6 @@ def register(node: Node, other: Node, role: str, *extra):
 
 def own_patients(node: Node) -> list[str]:
     return json.loads(node.manage("shell", "-v", "0", "-c", OWN_PATIENTS).stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture
-def pair(tmp_path):
-    template = tmp_path / "template"
-    template.mkdir()
-    Node("rural", template).manage("migrate", "-v", "0")
-    made = {}
-    for name in ("urban", "mobile"):
-        (tmp_path / name).mkdir()
-        shutil.copy(template / "db.sqlite3", tmp_path / name / "db.sqlite3")
-        made[name] = Node(name, tmp_path / name)
-    yield made["urban"], made["mobile"]
-    for node in made.values():
-        node.stop()
 
 
 def test_a_parent_starting_a_round_offers_a_partial_child_only_its_patients(pair):

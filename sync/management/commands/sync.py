@@ -29,10 +29,21 @@ class Command(BaseCommand):
         add.add_argument("--tier", required=True)
         add.add_argument("--url", default="")
         add.add_argument("--role", choices=Peer.Role.values, default=Peer.Role.PEER)
-        add.add_argument(
+        downward = add.add_mutually_exclusive_group()
+        downward.add_argument(
             "--partial",
-            action="store_true",
-            help="(a parent) send us only the entries about the patients we serve, each with its proof",
+            action="store_const",
+            const=True,
+            dest="partial",
+            help="(a parent) send us only the entries about the patients we serve, each with its proof; "
+            "(a child) it holds only those: rounds and bundles send it them, never our whole logs",
+        )
+        downward.add_argument(
+            "--whole",
+            action="store_const",
+            const=False,
+            dest="partial",
+            help="mirror the peer's logs whole (the default for a new peer; unchanged when neither is given)",
         )
         add.add_argument("--json", action="store_true")
         listing = peer_sub.add_parser("list", help="every registered peer")
@@ -129,7 +140,8 @@ class Command(BaseCommand):
         lines = []
         for p in peers:
             state = "REVOKED" if p["revoked"] else p["pairing"]
-            lines.append(f"{p['node_id']}  {p['role']:6}  {p['tier']:17}  {state:10}  {p['url']}")
+            in_part = "  (in part)" if p["partial"] or p["served_only"] else ""
+            lines.append(f"{p['node_id']}  {p['role']:6}  {p['tier']:17}  {state:10}  {p['url']}{in_part}")
         self._out({"ok": True, "peers": peers}, "\n".join(lines) if lines else "no peers")
 
     def _peers_revoke(self, options):
@@ -180,7 +192,13 @@ class Command(BaseCommand):
         self._out(
             {"ok": True, **summary},
             f"wrote {summary['entries']} entries of {len(summary['origins'])} logs in {summary['batches']} "
-            f"batches ({summary['bytes']} bytes) to {summary['out']}",
+            f"batches"
+            + (
+                f" and {summary['served_entries']} entries about its patients, with their proofs"
+                if summary["served_groups"]
+                else ""
+            )
+            + f" ({summary['bytes']} bytes) to {summary['out']}",
         )
 
     def _import(self, options):
