@@ -17,6 +17,7 @@ from accounts.roles import Capability, has_capability
 from ledger.models import Checkpoint, Entry, Node
 
 from ..models import Attachment, ClinicalNote, Condition, Encounter, MedicationRequest, Observation, Patient
+from ..selectors import name_contains
 from ..text import fold
 from .exporter import export_context, practitioners
 from .outcome import FhirError, Issue
@@ -340,7 +341,7 @@ def _filter(resource_type: str, model, name: str, values: list[str]) -> Q:
             condition &= _patient_identifier_filter(text)
         elif name == "name":
             for token in fold(text).split():
-                condition &= Q(search_name__contains=token)
+                condition &= Q(name_contains(token))
         elif name == "family":
             condition &= Q(family_name__istartswith=text.strip())
         elif name == "given":
