@@ -81,7 +81,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "siliconhealth.disk_full.DiskFullSessionMiddleware",  # Django's, with a 507 when the disk is full
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -123,8 +123,15 @@ def _database() -> dict:
             url = f"sqlite:///{SILICONHEALTH_HOME / 'db.sqlite3'}"
         else:
             url = "postgres://postgres@127.0.0.1:5432/siliconhealth"
+    # PostgreSQL keeps each worker's connection between requests: a new one forks a backend and warms
+    # its caches, 3-5 ms of database CPU on every request (a chart read is ~20 ms in all; measured by
+    # tests/bench/clinic_cpu.py). The check before reuse reconnects after a database restart. SQLite
+    # opens a file: nothing to save there.
+    keep = 0 if url.startswith("sqlite") else 600
     try:
-        config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))
+        config = dj_database_url.parse(
+            url, conn_max_age=env_int("DB_CONN_MAX_AGE", keep, minimum=0), conn_health_checks=True
+        )
     except ValueError as error:
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL: {error}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
@@ -155,6 +162,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# The first hasher makes every new hash; the others only verify older hashes, which are re-hashed with
+# the first at the user's next successful login (accounts/hashers.py says why Argon2 and these costs).
+PASSWORD_HASHERS = [
+    "accounts.hashers.NodeArgon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "records:home"

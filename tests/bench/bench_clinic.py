@@ -2,6 +2,12 @@
 
 A real node: SQLite in its own home, gunicorn (2 workers x 4 threads), logged-in HTTP clients on
 loopback. The seeded home is kept under var/bench/ and reused by later runs.
+
+Then the CPU per request of the clinician mix (chart read, registration, encounter), in-process
+(tests/bench/clinic_cpu.py) against /api/health as the same-run baseline: on the SQLite home, and on
+PostgreSQL when BENCH_CLINIC_PG_URL names a seeded database of its own (`seed_demo --bulk`;
+BENCH_CLINIC_PG_HOME: the node home that seeded it), with connections kept between requests (the
+default) and closed after each (DB_CONN_MAX_AGE=0, the old default) in the same run.
 """
 
 import http.cookiejar
@@ -32,7 +38,7 @@ def _seeded_home():
     manage(home, "migrate", "-v", "0")  # also brings a node seeded by an older run up to date
     if not marker.exists():
         started = time.perf_counter()
-        manage(home, "seed_demo", "--patients", str(PATIENTS), "--seed", "7", "--no-users")
+        manage(home, "seed_demo", "--patients", str(PATIENTS), "--seed", "7", "--no-users", "--bulk", "1000")
         print(f"   seeded {PATIENTS} patients in {time.perf_counter() - started:.0f} s", flush=True)
         subprocess.run(
             [sys.executable, "manage.py", "users", "add", "bench", "--role", "clinician", "--password-stdin"],
@@ -71,8 +77,54 @@ class Client:
         log_in(self.opener, self.base, "bench", PASSWORD)
 
 
+def _cpu_per_request(home, **env) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.bench.clinic_cpu", "60"],
+        cwd=ROOT,
+        env=node_env(home, **env),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cpu_table(home) -> dict:
+    runs = {"sqlite": _cpu_per_request(home)}
+    pg_url = os.environ.get("BENCH_CLINIC_PG_URL")
+    if pg_url:  # the node home that seeded it (its key, its ledger origin)
+        pg_home = os.environ.get("BENCH_CLINIC_PG_HOME", str(home))
+        pg = {
+            "DATABASE_URL": pg_url,
+            "SILICONHEALTH_HOME": pg_home,
+            "SILICONHEALTH_TIER": "regional_hospital",
+        }
+        runs["postgresql, connections kept"] = _cpu_per_request(home, **pg)
+        runs["postgresql, closed per request"] = _cpu_per_request(home, **pg, DB_CONN_MAX_AGE="0")
+    rows = [("", "CPU ms (web)", "CPU ms (db backend)", "queries", "x health")]
+    for label, run in runs.items():
+        health = run["health (baseline)"]
+        for kind in ("health (baseline)", "chart_read", "register_patient", "record_encounter"):
+            total = run[kind]["cpu_ms_median"] + run[kind]["db_backend_cpu_ms_median"]
+            run[kind]["x_health"] = round(
+                total / (health["cpu_ms_median"] + health["db_backend_cpu_ms_median"]), 1
+            )
+            rows.append(
+                (
+                    f"{label}: {kind}",
+                    run[kind]["cpu_ms_median"],
+                    run[kind]["db_backend_cpu_ms_median"],
+                    run[kind]["queries_median"],
+                    run[kind]["x_health"],
+                )
+            )
+    print_table("CPU per request, in-process, median (tests/bench/clinic_cpu.py)", rows)
+    return runs
+
+
 def main() -> None:
     home = _seeded_home()
+    cpu = cpu_table(home)
     sample = json.loads(
         manage(
             home,
@@ -161,6 +213,7 @@ def main() -> None:
         "throughput_rps": round((len(search_times) + len(chart_times)) / elapsed),
         "errors": len(errors),
         "error_samples": errors[:3],
+        "cpu_per_request": cpu,
     }
     path = write_result("clinic", result)
     print_table(

@@ -4,7 +4,20 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ["ledger", "asic", "watermark", "fhir", "clinic", "console", "sync", "search", "access"]
+BENCHMARKS = [
+    "ledger",
+    "asic",
+    "watermark",
+    "fhir",
+    "clinic",
+    "console",
+    "sync",
+    "served",
+    "search",
+    "access",
+    "login",
+    "duplicates",
+]
 
 
 def main(names: list[str]) -> int:

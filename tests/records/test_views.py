@@ -5,7 +5,7 @@ from django.urls import reverse
 from PIL import Image
 
 from ledger.models import Entry
-from records.models import Attachment, ClinicalNote, Encounter, Patient
+from records.models import Attachment, ClinicalNote, DuplicateDismissal, Encounter, Patient
 
 from . import factories
 
@@ -231,3 +231,24 @@ def test_language_is_per_user(client, make_user):
 def test_csp_header_is_set(client, login):
     login("clerk")
     assert "default-src 'self'" in client.get(reverse("records:home"))["Content-Security-Policy"]
+
+
+def test_registering_despite_suggestions_records_each_one_set_aside(client, login, django_user_model):
+    login("clerk")
+    amina = factories.patient(given_name="Amina", family_name="Mwangi", phone="+255712345678")
+    aminah = factories.patient(given_name="Aminah", family_name="Mwangi", phone="+255712345679")
+    form = {
+        "given_name": "Amina",
+        "family_name": "Mwangi",
+        "sex": "female",
+        "birth_date": "1990-03-14",
+        "village": "Kibaoni",
+        "phone": "+255712345678",
+        "confirm_new": "on",
+    }
+    assert client.post(reverse("records:register"), form).status_code == 302
+    new = Patient.objects.exclude(pk__in=[amina.pk, aminah.pk]).get()
+    rows = DuplicateDismissal.objects.filter(patient=new)
+    assert {row.candidate_id for row in rows} == {amina.pk, aminah.pk}
+    clerk = django_user_model.objects.get(role="clerk")
+    assert all(row.confirmed_by_id == clerk.pk and row.confirmed_at is not None for row in rows)
