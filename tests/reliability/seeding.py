@@ -78,6 +78,7 @@ def base_env(home: Path, profile: str, **extra: str) -> dict:
         SILICONHEALTH_HOME=str(home),
         SILICONHEALTH_TIER=TIERS[profile],
         SILICONHEALTH_SOFTWARE_MINER="0",
+        DEBUG="0",  # as a node runs: no query log growing per request, no debug pages
         PYTHONPATH=str(ROOT),
         DJANGO_SETTINGS_MODULE="siliconhealth.settings",
     )
