@@ -1,7 +1,8 @@
 """The append-only log: one log per origin node, RFC 9162 Merkle tree over its entries.
 
 Entry rows are never updated or deleted (a correction is a new entry). The stored perfect-subtree
-hashes (TreeNode) let the node compute the root and proofs of any past tree size without rehashing.
+hashes (TreeNode, the levels below ledger.stored_tree.STORED_FROM_LEVEL recomputed from a few leaves)
+let the node compute the root and proofs of any past tree size without rehashing the log.
 """
 
 from django.db import models
@@ -85,8 +86,9 @@ class Entry(models.Model):
 
 
 class TreeNode(models.Model):
-    """Hash of the perfect subtree of 2**level leaves starting at leaf index * 2**level (level >= 1;
-    the leaves themselves are Entry.leaf_hash)."""
+    """Hash of the perfect subtree of 2**level leaves starting at leaf index * 2**level, stored for
+    level >= ledger.stored_tree.STORED_FROM_LEVEL only (lower ones are recomputed from their leaves,
+    Entry.leaf_hash; ledger/stored_tree.py)."""
 
     origin = models.CharField(max_length=64)
     level = models.PositiveSmallIntegerField()

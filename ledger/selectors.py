@@ -7,7 +7,8 @@ from django.conf import settings
 from . import merkle, note
 from .entries import log_origin
 from .identity import NodeIdentity, load_or_create, public_key_from_b64
-from .models import Checkpoint, Entry, LogHead, Node, TreeNode
+from .models import Checkpoint, Entry, LogHead, Node
+from .stored_tree import StoredTree, nodes_at  # noqa: F401 - nodes_at: batch reads for callers
 
 
 @cache
@@ -41,18 +42,10 @@ def log_size(origin: str) -> int:
     return head.size if head else 0
 
 
-def db_get_node(origin: str):
-    """A merkle.GetNode that reads stored perfect-subtree hashes, one query per node. Leaves (level 0)
-    live in Entry.leaf_hash; TreeNode holds the levels above."""
-
-    def get_node(level: int, index: int) -> bytes:
-        if level == 0:
-            return bytes(Entry.objects.values_list("leaf_hash", flat=True).get(origin=origin, index=index))
-        return bytes(
-            TreeNode.objects.values_list("hash", flat=True).get(origin=origin, level=level, index=index)
-        )
-
-    return get_node
+def db_get_node(origin: str) -> StoredTree:
+    """A merkle.GetNode over the origin's stored tree: leaves from Entry.leaf_hash, the levels stored
+    in TreeNode read one row per node, the levels between recomputed from their leaves (stored_tree)."""
+    return StoredTree(origin)
 
 
 def root_at(origin: str, size: int) -> bytes:

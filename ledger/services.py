@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import hlc, merkle, note
+from . import hlc, merkle, note, stored_tree
 from .canonical import canonical_json
 from .catchup import CatchingUp, refuse_if_catching_up  # noqa: F401 - CatchingUp: for callers
 from .entries import entry_bytes_from_parts, log_origin
@@ -60,24 +60,10 @@ def _frontier_blob(size: int, known: dict) -> bytes:
 def _frontier(origin: str, size: int) -> dict[tuple[int, int], bytes]:
     """The perfect subtrees of a log of `size` leaves (one per set bit of size), in two queries at most.
 
-    They are the only stored nodes that appends at `size` and beyond can need as left siblings.
+    They are the only nodes that appends at `size` and beyond can need as left siblings.
     """
-    wanted = {(level, (size >> level) - 1) for level in range(size.bit_length()) if size >> level & 1}
-    if not wanted:
-        return {}
-    found = {}
-    if (0, size - 1) in wanted:
-        found[0, size - 1] = bytes(
-            Entry.objects.values_list("leaf_hash", flat=True).get(origin=origin, index=size - 1)
-        )
-    upper = {(lv, i) for lv, i in wanted if lv > 0}
-    if upper:
-        rows = TreeNode.objects.filter(
-            origin=origin, level__in={lv for lv, _ in upper}, index__in={i for _, i in upper}
-        )
-        found.update(
-            {(row.level, row.index): bytes(row.hash) for row in rows if (row.level, row.index) in upper}
-        )
+    wanted = set(_frontier_positions(size))
+    found = stored_tree.nodes_at(origin, wanted)
     if len(found) != len(wanted):
         raise RuntimeError(f"stored tree of {origin} is missing frontier nodes at size {size}")
     return found
@@ -97,17 +83,6 @@ class PendingEntry(NamedTuple):  # built once per changed row: a named tuple is 
     payload_text: str | None = None
 
 
-def _insert_rows(cursor, model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """One executemany of plain values: the ORM's per-field preparation of bulk_create cost more than
-    the rows themselves on the write path. Callers pass values already in the backend's form."""
-    quote = cursor.db.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(columns))})"
-    )
-    cursor.executemany(sql, rows)
-
-
 _ENTRY_COLUMNS = (
     *("origin", "index", "kind", "object_type", "object_id"),
     *("payload", "author", "hlc", "leaf_hash", "created_at"),
@@ -115,16 +90,54 @@ _ENTRY_COLUMNS = (
 _TREE_NODE_COLUMNS = ("origin", "level", "index", "hash")
 
 
-def _lock_head(cursor, origin: str) -> tuple[int, int, bytes] | None:
-    """(size, last_hlc, frontier) of the origin's head row, locked until the transaction ends (on SQLite
-    the IMMEDIATE transaction already holds the database's write lock)."""
-    quote = cursor.db.ops.quote_name
-    lock = " FOR UPDATE" if cursor.db.features.has_select_for_update else ""
-    cursor.execute(
-        f"SELECT {quote('size')}, {quote('last_hlc')}, {quote('frontier')} "  # noqa: S608
-        f"FROM {quote(LogHead._meta.db_table)} WHERE {quote('origin')} = %s{lock}",
-        [origin],
+class _Statements(NamedTuple):
+    """The append path's SQL, written once per database vendor (quoting every name per call cost about
+    as much as a row's insert in Python)."""
+
+    lock_head: str
+    insert_entries: str
+    insert_nodes: str
+    update_head: str
+
+
+_STATEMENTS: dict[str, _Statements] = {}
+
+
+def _insert_sql(quote, model, columns: tuple[str, ...]) -> str:
+    # Plain values, one executemany: the ORM's per-field preparation of bulk_create cost more than the
+    # rows themselves on the write path. Callers pass values already in the backend's form.
+    return (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
+
+
+def _insert_rows(cursor, model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One executemany of plain values (sync's ingest inserts entries the way append does)."""
+    cursor.executemany(_insert_sql(cursor.db.ops.quote_name, model, columns), rows)
+
+
+def _statements(connection) -> _Statements:
+    statements = _STATEMENTS.get(connection.vendor)
+    if statements is None:
+        quote = connection.ops.quote_name
+        head = quote(LogHead._meta.db_table)
+        # On SQLite the IMMEDIATE transaction already holds the database's write lock.
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        statements = _STATEMENTS[connection.vendor] = _Statements(
+            lock_head=f"SELECT {quote('size')}, {quote('last_hlc')}, {quote('frontier')} "  # noqa: S608
+            f"FROM {head} WHERE {quote('origin')} = %s{lock}",
+            insert_entries=_insert_sql(quote, Entry, _ENTRY_COLUMNS),
+            insert_nodes=_insert_sql(quote, TreeNode, _TREE_NODE_COLUMNS),
+            update_head=f"UPDATE {head} SET {quote('size')} = %s, {quote('last_hlc')} = %s, "  # noqa: S608
+            f"{quote('frontier')} = %s WHERE {quote('origin')} = %s",
+        )
+    return statements
+
+
+def _lock_head(cursor, sql: str, origin: str) -> tuple[int, int, bytes] | None:
+    """(size, last_hlc, frontier) of the origin's head row, locked until the transaction ends."""
+    cursor.execute(sql, [origin])
     row = cursor.fetchone()
     return None if row is None else (row[0], row[1], bytes(row[2] or b""))
 
@@ -159,11 +172,12 @@ def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
     from .selectors import self_node_id
 
     origin = self_node_id()
+    sql = _statements(connection)
     with connection.cursor() as cursor:
-        head = _lock_head(cursor, origin)
+        head = _lock_head(cursor, sql.lock_head, origin)
         if head is None:
             ensure_self_node()
-            head = _lock_head(cursor, origin)
+            head = _lock_head(cursor, sql.lock_head, origin)
         size, stamp, frontier_blob = head
         known = _frontier_from_blob(size, frontier_blob)
         if known is None:  # no cached frontier yet (an old row): read it from the stored subtrees once
@@ -172,6 +186,7 @@ def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
         created_at = connection.ops.adapt_datetimefield_value(timezone.now())
         # SQLite stores a UUID as its 32 hex digits, PostgreSQL as a native uuid (UUIDField's own rule).
         native_uuid = connection.features.has_native_uuid_field
+        stored_from = stored_tree.STORED_FROM_LEVEL
         index = size
         entries, entry_rows, node_rows = [], [], []
         for item in items:
@@ -198,20 +213,15 @@ def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
                     index, leaf, lambda lv, i: known[lv, i]
                 ):
                     known[level, position] = digest
-                    if level > 0:  # leaves are stored once, in Entry.leaf_hash
+                    if level >= stored_from:  # the levels below are recomputed from the leaves
                         node_rows.append((origin, level, position, digest))
             else:
                 known[0, index] = leaf
             index += 1
-        _insert_rows(cursor, Entry, _ENTRY_COLUMNS, entry_rows)
+        cursor.executemany(sql.insert_entries, entry_rows)
         if node_rows:
-            _insert_rows(cursor, TreeNode, _TREE_NODE_COLUMNS, node_rows)
-        quote = connection.ops.quote_name
-        cursor.execute(
-            f"UPDATE {quote(LogHead._meta.db_table)} SET {quote('size')} = %s, {quote('last_hlc')} = %s, "  # noqa: S608
-            f"{quote('frontier')} = %s WHERE {quote('origin')} = %s",
-            [index, stamp, _frontier_blob(index, known), origin],
-        )
+            cursor.executemany(sql.insert_nodes, node_rows)
+        cursor.execute(sql.update_head, [index, stamp, _frontier_blob(index, known), origin])
     return entries
 
 

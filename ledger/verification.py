@@ -222,11 +222,21 @@ def _verify_log(plan: _LogPlan, results, report: Report, progress: Progress | No
     _verify_stored_nodes(origin, checkpoints, size, report)
 
 
+# Problems of the leaves themselves, reported by the log pass at their index.
+_LEAF_PROBLEMS = {"leaf_hash_mismatch", "entries_missing", "entry_unreadable", "checkpoint_root_mismatch"}
+
+
 def _verify_stored_nodes(origin: str, checkpoints: dict[int, bytes], size: int, report: Report) -> None:
-    """Proofs are built from stored subtree hashes: they must give the signed roots."""
+    """Proofs are built from stored subtree hashes: they must give the signed roots.
+
+    The levels below stored_tree.STORED_FROM_LEVEL are recomputed from the stored leaves, so a checkpoint
+    with a leaf problem below its size (already reported by the log pass) is not judged again here: what
+    is left to check are the stored TreeNode rows, where the leaves under the checkpoint are sound."""
     get_node = db_get_node(origin)
+    bad_leaves = [p.index for p in report.problems if p.origin == origin and p.kind in _LEAF_PROBLEMS]
+    first_bad = min(bad_leaves, default=size)
     for checkpoint_size, root in checkpoints.items():
-        if checkpoint_size > size:
+        if checkpoint_size > size or first_bad < checkpoint_size:
             continue
         try:
             rebuilt = merkle.root_at(checkpoint_size, get_node)

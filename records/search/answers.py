@@ -11,7 +11,8 @@ from typing import Protocol
 from django.urls import reverse
 
 from ledger import merkle
-from ledger.models import Checkpoint, Entry, TreeNode
+from ledger import selectors as ledger_selectors
+from ledger.models import Checkpoint
 from records import models as records_models
 from records.selectors import verification_marks
 
@@ -117,8 +118,8 @@ def _newest_checkpoints(origins: set) -> dict:
 
 
 def _proof_nodes(origin: str, leaves: set, size: int) -> dict:
-    """Every stored hash the inclusion proofs of these leaves need, in two queries: a proof's path
-    depends only on (index, size), so a first pass with a stand-in hash lists the nodes it reads."""
+    """Every hash the inclusion proofs of these leaves need, in two queries (ledger.selectors.nodes_at):
+    a proof's path depends only on (index, size), so a first pass with a stand-in hash lists them."""
     wanted: set = {(0, index) for index in leaves}
 
     def note(level: int, index: int) -> bytes:
@@ -127,22 +128,7 @@ def _proof_nodes(origin: str, leaves: set, size: int) -> dict:
 
     for index in leaves:
         merkle.inclusion_proof(index, size, note)
-    at_leaves = {index for level, index in wanted if level == 0}
-    above = {(level, index) for level, index in wanted if level > 0}
-    nodes = {
-        (0, index): bytes(leaf)
-        for index, leaf in Entry.objects.filter(origin=origin, index__in=at_leaves).values_list(
-            "index", "leaf_hash"
-        )
-    }
-    if above:
-        rows = TreeNode.objects.filter(
-            origin=origin, level__in={lv for lv, _ in above}, index__in={ix for _, ix in above}
-        ).values_list("level", "index", "hash")
-        nodes.update(
-            {(level, index): bytes(digest) for level, index, digest in rows if (level, index) in above}
-        )
-    return nodes
+    return ledger_selectors.nodes_at(origin, wanted)
 
 
 def _included(hits: list[Hit]) -> set:

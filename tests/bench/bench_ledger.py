@@ -5,7 +5,8 @@
    Both sides insert each record row with its own ORM INSERT (Model.save / objects.create), one
    transaction per visit. Plain: nothing else. Ledgered (records.services.record_encounter): also the
    field validation of the input, the canonical payload text of each row, and ledger.append_many: the
-   log head locked and read, one executemany for the visit's Entry rows and one for its TreeNode rows,
+   log head locked and read, one executemany for the visit's Entry rows (and, about once every 13
+   visits, one for a TreeNode row: only levels >= ledger.stored_tree.STORED_FROM_LEVEL are stored),
    the head updated. The ratio is therefore the ledger's cost plus input validation. DEBUG is off, as
    on a node.
 2. Full `ledger verify` speed (entries per second) at 100,000 entries with one worker per CPU
@@ -15,6 +16,8 @@
    workers' wall-clock gain shows only on an otherwise idle machine: the busiest worker's CPU time
    bounds what that machine would take.
 3. Inclusion proof size and verify time at 1,000,000 entries (pure merkle core, in-memory tree).
+4. Proofs served from the database at 100,000 entries (ledger.selectors: stored nodes from level
+   ledger.stored_tree.STORED_FROM_LEVEL up, the levels below recomputed from up to 64 leaves).
 Each database part runs in a fresh node home (SQLite) in a child process.
 """
 
@@ -157,6 +160,25 @@ print(json.dumps({"ok": one.ok and many.ok, "same": one.as_dict() == many.as_dic
 """
 
 
+DB_PROOFS = r"""
+import json, time
+import django; django.setup()
+from ledger import selectors
+from ledger.models import LogHead
+origin, size = LogHead.objects.values_list("origin", "size").get()
+samples = [(i * 7919) % size for i in range(300)]
+started = time.perf_counter()
+for index in samples:
+    selectors.inclusion_proof(origin, index, size)
+inclusion = (time.perf_counter() - started) / len(samples)
+started = time.perf_counter()
+for old in samples[:100]:
+    selectors.consistency_proof(origin, old + 1, size)
+consistency = (time.perf_counter() - started) / 100
+print(json.dumps({"size": size, "inclusion_ms": inclusion * 1e3, "consistency_ms": consistency * 1e3}))
+"""
+
+
 def _proofs() -> dict:
     from ledger import merkle
 
@@ -205,6 +227,7 @@ def main() -> None:
             ),
         )
         verify = _child(verify_home, VERIFY)
+        db_proofs = _child(verify_home, DB_PROOFS)
     plain_rate = writes["plain"]["rows"] / writes["plain"]["seconds"]
     ledger_rate = writes["ledgered"]["rows"] / writes["ledgered"]["seconds"]
     proofs = _proofs()
@@ -240,6 +263,11 @@ def main() -> None:
             "goal_entries_per_s": 100_000,
         },
         "inclusion_proof": {**proofs, "goal_verify_us_below": 1000},
+        "database_proofs": {
+            "entries": db_proofs["size"],
+            "inclusion_proof_ms": round(db_proofs["inclusion_ms"], 2),
+            "consistency_proof_ms": round(db_proofs["consistency_ms"], 2),
+        },
         "database": "SQLite (WAL, synchronous=FULL)",
     }
     path = write_result("ledger", result)
@@ -275,6 +303,11 @@ def main() -> None:
             ("load average during the run (1, 5, 15 min)", *result["verify"]["load_average"]),
             (f"inclusion proof at {PROOF_LEAVES} leaves (bytes)", proofs["proof_bytes_max"]),
             ("inclusion proof verify (us; goal < 1000)", proofs["verify_us"]),
+            (
+                f"proof served from the database at {db_proofs['size']} entries: inclusion, consistency (ms)",
+                result["database_proofs"]["inclusion_proof_ms"],
+                result["database_proofs"]["consistency_proof_ms"],
+            ),
         ],
     )
 

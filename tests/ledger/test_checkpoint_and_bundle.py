@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from ledger import bundle, note, selectors, services
-from ledger.models import Checkpoint, TreeNode
+from ledger import bundle, note, selectors, services, stored_tree
+from ledger.models import Checkpoint, Entry, TreeNode
 from ledger.verify_bundle import BundleInvalid, parse, verify
 from records import services as record_services
 
@@ -31,12 +31,19 @@ def test_checkpoint_is_a_c2sp_signed_note():
     assert services.seal_checkpoint().pk == checkpoint.pk  # same size: same checkpoint
 
 
-def test_node_refuses_to_sign_a_checkpoint_inconsistent_with_an_earlier_one():
+@pytest.mark.parametrize("stored_from", [1, stored_tree.STORED_FROM_LEVEL])
+def test_node_refuses_to_sign_a_checkpoint_inconsistent_with_an_earlier_one(monkeypatch, stored_from):
+    monkeypatch.setattr(stored_tree, "STORED_FROM_LEVEL", stored_from)
     patient = factories.patient()
     services.seal_checkpoint()
     factories.encounter(patient)
-    # Rewrite history under the stored nodes: every subtree that covers entry 0 changes.
-    assert TreeNode.objects.filter(index=0).update(hash=b"\x11" * 32) >= 2
+    # Rewrite history under the stored hashes: every subtree that covers entry 0 changes (stored rows,
+    # or the leaf the lower levels are recomputed from).
+    if stored_from == 1:
+        assert TreeNode.objects.filter(index=0).update(hash=b"\x11" * 32) >= 2
+    else:
+        assert not TreeNode.objects.exists()  # a log this small has no stored level
+        assert Entry.objects.filter(index=0).update(leaf_hash=b"\x11" * 32) == 1
     with pytest.raises(services.CheckpointRefused):
         services.seal_checkpoint()
     assert Checkpoint.objects.count() == 1

@@ -45,6 +45,12 @@ CASES = [
     (Condition, "onset_date", "2025-05-01"),
     (Condition, "onset_date", "May 1st"),
     (MedicationRequest, "duration_days", -1),
+    *((MedicationRequest, "duration_days", v) for v in (0, 7, 2**31, 2**63, True, 7.0, 7.5)),
+    *(
+        (Observation, "value_decimal", v)
+        for v in (Decimal("NaN"), Decimal("Infinity"), Decimal("-0.00"), Decimal("1E+3"), Decimal("1E+30"))
+    ),
+    *((Observation, "value_decimal", v) for v in (Decimal("999999.9"), 37, 37.5, "37.2", "x")),
     (MedicationRequest, "duration_days", "7"),
     (MedicationRequest, "status", "stopped"),
     (MedicationRequest, "status", "paused"),

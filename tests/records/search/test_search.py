@@ -70,21 +70,32 @@ def test_citations_carry_the_ledger_entry_and_the_verified_mark(make_user, index
     assert not any(isinstance(v, float) for v in body.values())
 
 
-def test_the_inclusion_proof_mark_checks_against_the_newest_checkpoint(make_user, indexed_note, patient):
+@pytest.mark.parametrize("stored_from", [1, "default"])
+def test_the_inclusion_proof_mark_checks_against_the_newest_checkpoint(
+    make_user, indexed_note, patient, monkeypatch, stored_from
+):
+    from ledger import stored_tree
     from ledger.models import Entry, TreeNode
     from ledger.services import seal_checkpoint
 
+    if stored_from != "default":  # every level stored, as logs were before ledger.stored_tree
+        monkeypatch.setattr(stored_tree, "STORED_FROM_LEVEL", stored_from)
     clinician = make_user("clinician")
     assert not services.ask(user=clinician, question="zyxomycosis").passages[0].proven  # no checkpoint yet
-    for n in range(12):  # a tree of several levels, so the proof reads stored inner nodes
+    for n in range(12):  # a tree of several levels, so the proof reads inner nodes
         record_services.add_note(patient=patient, author="t", text=f"Routine review {n}.")
     seal_checkpoint()
-    assert TreeNode.objects.exists()
     passage = services.ask(user=clinician, question="zyxomycosis").passages[0]
     assert passage.proven and passage.verified
-    # One altered inner node of the tree, and the proof no longer reaches the checkpoint's root.
+    # Altered inner nodes of the tree (stored rows, or the other leaves they are recomputed from), and
+    # the proof no longer reaches the checkpoint's root.
     entry = Entry.objects.get(origin=passage.origin, index=passage.entry_index)
-    TreeNode.objects.filter(origin=entry.origin).update(hash=b"\x00" * 32)
+    if stored_from == 1:
+        assert TreeNode.objects.filter(origin=entry.origin).update(hash=b"\x00" * 32)
+    else:
+        assert not TreeNode.objects.exists()  # 13 entries: below the lowest stored level
+        others = Entry.objects.filter(origin=entry.origin).exclude(index=entry.index)
+        assert others.update(leaf_hash=b"\x00" * 32)
     assert not services.ask(user=clinician, question="zyxomycosis").passages[0].proven
 
 
