@@ -70,6 +70,11 @@ SERVER_MAX_ENTRIES = 5_000
 _SCAN_PAGE = 5_000
 # Up to this many wanted objects, entries are found through the object_id index, not by reading the log.
 _LOOKUP_MAX_OBJECTS = 20_000
+_LOOKUP_CHUNK = 500  # object ids per IN list
+# Past that, the log is read; one request reads at most this many log positions in all (its origins
+# together) and the child asks again from where it stopped: a scan of 2.44M entries in one request
+# had outlived gunicorn's 30 s worker timeout.
+SCAN_SPAN_PER_REQUEST = 200_000
 
 
 def refer_patient(*, peer: Peer, patient_id, referred_by: str) -> ServedPatient:
@@ -106,7 +111,31 @@ def served_patient_ids(peer: Peer) -> set:
     below = {peer.node_id} | set(state.peer_sizes if state else {})
     below.discard(ledger_selectors.self_node_id())
     ids = set(Patient.objects.filter(origin__in=below).values_list("pk", flat=True))
-    return ids | set(ServedPatient.objects.filter(peer=peer).values_list("patient_id", flat=True))
+    return _with_merges(
+        ids | set(ServedPatient.objects.filter(peer=peer).values_list("patient_id", flat=True))
+    )
+
+
+def _with_merges(ids: set) -> set:
+    """The patients and every patient linked to them by merges, both ways: a chart shows the records of
+    the patients merged into it (records.selectors.patient_group_ids), and a merged patient's row
+    points at the one it was merged into, which the child must hold to apply that merge."""
+    from records.models import Patient
+
+    group, frontier = set(ids), list(ids)
+    while frontier:
+        linked: set = set()
+        for first in range(0, len(frontier), 500):
+            chunk = frontier[first : first + 500]
+            linked |= set(Patient.objects.filter(merged_into__in=chunk).values_list("pk", flat=True))
+            linked |= set(
+                Patient.objects.filter(pk__in=chunk, merged_into__isnull=False).values_list(
+                    "merged_into", flat=True
+                )
+            )
+        frontier = list(linked - group)
+        group |= linked
+    return group
 
 
 def _rows(origin: str, indexes: list[int]) -> list[dict]:
@@ -121,22 +150,23 @@ def _rows(origin: str, indexes: list[int]) -> list[dict]:
     ]
 
 
-def _scan(origin: str, start: int, end: int, wanted: set, budget: int) -> tuple[list[int], int]:
+def _scan(origin: str, start: int, end: int, wanted: set, budget: int, span: int) -> tuple[list[int], int]:
     """Indexes in [start, end) of entries about `wanted` objects, at most `budget`; and where the
-    scan stopped (end when it got through)."""
+    search stopped (end when it got through). Reading the log covers at most `span` positions."""
     if len(wanted) <= _LOOKUP_MAX_OBJECTS:
         return _scan_by_object(origin, start, end, wanted, budget)
-    return _scan_by_pages(origin, start, end, wanted, budget)
+    return _scan_by_pages(origin, start, min(end, start + max(span, 0)), wanted, budget)
 
 
 def _scan_by_object(origin: str, start: int, end: int, wanted: set, budget: int) -> tuple[list[int], int]:
     # A child serving a few thousand patients of a hub holding millions of entries: look its objects up
     # through the object_id index instead of reading the whole log (a first pull took minutes at 2.4M).
+    # No ORDER BY/LIMIT per chunk: with them a planner may walk the (origin, index) index instead.
     ids = list(wanted)
-    indexes = []
-    for first in range(0, len(ids), 500):
+    indexes: list[int] = []
+    for first in range(0, len(ids), _LOOKUP_CHUNK):
         indexes += Entry.objects.filter(
-            object_id__in=ids[first : first + 500], origin=origin, index__gte=start, index__lt=end
+            object_id__in=ids[first : first + _LOOKUP_CHUNK], origin=origin, index__gte=start, index__lt=end
         ).values_list("index", flat=True)
     indexes.sort()
     if len(indexes) > budget:
@@ -163,10 +193,30 @@ def _scan_by_pages(origin: str, start: int, end: int, wanted: set, budget: int) 
     return found, end
 
 
+def _proof_nodes(origin: str, indexes: list[int], size: int):
+    """A merkle.GetNode for the inclusion proofs of these leaves in the tree of `size`, their nodes read
+    a few queries per 500 proofs (read one query per node, 5,000 proofs took minutes). A proof's path
+    depends only on (index, size), so a first pass with a stand-in hash lists them; any other node
+    (a consistency proof's) is read from the stored tree."""
+    stored = ledger_selectors.db_get_node(origin)
+    known: dict[tuple[int, int], bytes] = {}
+    for first in range(0, len(indexes), 500):
+        wanted: set[tuple[int, int]] = set()
+
+        def note(level: int, index: int, wanted=wanted) -> bytes:
+            wanted.add((level, index))
+            return bytes(32)
+
+        for index in indexes[first : first + 500]:
+            merkle.inclusion_proof(index, size, note)
+        known.update(ledger_selectors.nodes_at(origin, wanted))
+    return lambda level, index: known[level, index] if (level, index) in known else stored(level, index)
+
+
 def _full_group(
     origin: str, node: Node, indexes: list[int], checkpoint: Checkpoint, scanned_to: int, known_size: int
 ):
-    get_node = ledger_selectors.db_get_node(origin)
+    get_node = _proof_nodes(origin, indexes, checkpoint.size)
     consistency = None
     if 0 < known_size < checkpoint.size:  # the child checks our checkpoint grew from its own
         proof = merkle.consistency_proof(known_size, checkpoint.size, get_node)
@@ -277,12 +327,12 @@ def handle_served(peer: Peer, document) -> dict:
     newly = set(
         ServedPatient.objects.filter(peer=peer, pk__gt=referrals).values_list("patient_id", flat=True)
     )
-    new_records = _records_of(newly) if newly else set()
+    new_records = _records_of(_with_merges(newly)) if newly else set()
     latest_referral = ServedPatient.objects.filter(peer=peer).aggregate(top=Max("pk"))["top"] or 0
     full = dict(LogHead.objects.filter(size__gt=0).values_list("origin", "size"))
     held = set(full) | set(PartialProof.objects.values_list("origin", flat=True).distinct())
     nodes = Node.objects.in_bulk(held)
-    groups, more = [], False
+    groups, more, span = [], False, SCAN_SPAN_PER_REQUEST
     state = SyncState.objects.filter(peer=peer).first()
     whole_there = {peer.node_id} | set(state.peer_sizes if state else {})  # full sync carries those
     for origin in sorted(held - whole_there):
@@ -295,8 +345,15 @@ def handle_served(peer: Peer, document) -> dict:
         else:
             checkpoint = None
             end = (Entry.objects.filter(origin=origin).aggregate(top=Max("index"))["top"] or -1) + 1
-        older = _scan(origin, 0, min(start, end), new_records, budget)[0] if new_records and start else []
-        found, scanned_to = _scan(origin, start, end, wanted, budget - len(older))
+        # Older entries of newly referred patients: always by object (no cursor would resume a read).
+        older = (
+            _scan_by_object(origin, 0, min(start, end), new_records, budget)[0]
+            if new_records and start
+            else []
+        )
+        found, scanned_to = _scan(origin, start, end, wanted, budget - len(older), span)
+        if len(wanted) > _LOOKUP_MAX_OBJECTS:
+            span -= scanned_to - start
         indexes = older + found
         more = more or scanned_to < end
         budget -= len(indexes)
@@ -308,7 +365,7 @@ def handle_served(peer: Peer, document) -> dict:
             groups += _forwarded_groups(origin, nodes[origin], indexes, scanned_to, known.get(origin, 0))
         elif scanned_to > start:  # nothing for this child here, but it need not look again
             groups.append({"origin": origin, "scanned_to": scanned_to})
-        if budget <= 0:
+        if budget <= 0 or span <= 0:
             more = True
             break
     return {
