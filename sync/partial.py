@@ -75,6 +75,7 @@ _LOOKUP_CHUNK = 500  # object ids per IN list
 # together) and the child asks again from where it stopped: a scan of 2.44M entries in one request
 # had outlived gunicorn's 30 s worker timeout.
 SCAN_SPAN_PER_REQUEST = 200_000
+_REFERRAL_CHUNK = 64  # referrals looked up together for their older entries (halved when too many)
 
 
 def refer_patient(*, peer: Peer, patient_id, referred_by: str) -> ServedPatient:
@@ -318,45 +319,80 @@ def _forwarded_groups(
     return groups
 
 
+def _older_of_referrals(
+    peer: Peer, referrals: int, stops: dict[str, int], budget: int
+) -> tuple[dict[str, list[int]], int, bool]:
+    """Entries behind the child's cursor (index < stops[origin]) of the patients referred to it after
+    position `referrals`, taken referral by referral in order, as many whole referrals as fit in `budget`
+    (at least one, so that a pull always moves on). Returns (origin -> indexes, the last referral sent
+    whole, whether referrals are left). Sent whole, a referral never has to be sent again: the child
+    moves its referral position on with each answer it applies."""
+    pending = list(
+        ServedPatient.objects.filter(peer=peer, pk__gt=referrals)
+        .order_by("pk")
+        .values_list("pk", "patient_id")
+    )
+    older: dict[str, list[int]] = {}
+    position, used, size = referrals, 0, _REFERRAL_CHUNK
+    while pending:
+        chunk = pending[:size]
+        records = _records_of(_with_merges({patient for _, patient in chunk}))
+        found = {
+            origin: _scan_by_object(origin, 0, stop, records, 1 << 62)[0]
+            for origin, stop in stops.items()
+            if stop
+        }
+        count = sum(len(indexes) for indexes in found.values())
+        if used and used + count > budget or not used and count > budget and len(chunk) > 1:
+            if len(chunk) == 1:
+                break  # the next referral alone would overflow this answer: the next one takes it
+            size = max(1, len(chunk) // 2)
+            continue
+        for origin, indexes in found.items():
+            older[origin] = sorted(older.get(origin, []) + indexes)
+        used += count
+        position, pending = chunk[-1][0], pending[len(chunk) :]
+    return older, position, bool(pending)
+
+
 def handle_served(peer: Peer, document) -> dict:
-    """`/sync/served`: entries about the patients `peer` serves, from its cursor on (and all of those
-    about patients referred since its last request), each with its inclusion proof."""
+    """`/sync/served`: entries about the patients `peer` serves, from its cursor on (and the older ones
+    of patients referred since its last request, a few referrals per answer), each with its inclusion
+    proof."""
     cursor, referrals, max_entries, known = partial_wire.check_request(document)
     budget = min(max_entries, SERVER_MAX_ENTRIES)
     wanted = _records_of(served_patient_ids(peer))
-    newly = set(
-        ServedPatient.objects.filter(peer=peer, pk__gt=referrals).values_list("patient_id", flat=True)
-    )
-    new_records = _records_of(_with_merges(newly)) if newly else set()
-    latest_referral = ServedPatient.objects.filter(peer=peer).aggregate(top=Max("pk"))["top"] or 0
     full = dict(LogHead.objects.filter(size__gt=0).values_list("origin", "size"))
     held = set(full) | set(PartialProof.objects.values_list("origin", flat=True).distinct())
     nodes = Node.objects.in_bulk(held)
-    groups, more, span = [], False, SCAN_SPAN_PER_REQUEST
     state = SyncState.objects.filter(peer=peer).first()
     whole_there = {peer.node_id} | set(state.peer_sizes if state else {})  # full sync carries those
+    bounds = {}  # origin -> (its newest checkpoint when we hold it whole, the end of what we hold)
     for origin in sorted(held - whole_there):
         if origin not in nodes:
             continue
-        start = cursor.get(origin, 0)
         if origin in full:
             checkpoint = ledger_selectors.latest_checkpoint(origin)
-            end = checkpoint.size if checkpoint else 0
+            bounds[origin] = (checkpoint, checkpoint.size if checkpoint else 0)
         else:
-            checkpoint = None
-            end = (Entry.objects.filter(origin=origin).aggregate(top=Max("index"))["top"] or -1) + 1
-        # Older entries of newly referred patients: always by object (no cursor would resume a read).
-        older = (
-            _scan_by_object(origin, 0, min(start, end), new_records, budget)[0]
-            if new_records and start
-            else []
-        )
-        found, scanned_to = _scan(origin, start, end, wanted, budget - len(older), span)
-        if len(wanted) > _LOOKUP_MAX_OBJECTS:
-            span -= scanned_to - start
-        indexes = older + found
+            top = Entry.objects.filter(origin=origin).aggregate(top=Max("index"))["top"]
+            bounds[origin] = (None, (top if top is not None else -1) + 1)
+    # Older entries of newly referred patients: always by object (no cursor would resume a read).
+    stops = {origin: min(cursor.get(origin, 0), end) for origin, (_, end) in bounds.items()}
+    older, referrals_sent, referrals_left = _older_of_referrals(peer, referrals, stops, budget)
+    budget -= sum(len(indexes) for indexes in older.values())
+    groups, more, span = [], referrals_left, SCAN_SPAN_PER_REQUEST
+    for origin, (checkpoint, end) in bounds.items():
+        start = cursor.get(origin, 0)
+        if budget > 0 and span > 0:
+            found, scanned_to = _scan(origin, start, end, wanted, budget, span)
+            if len(wanted) > _LOOKUP_MAX_OBJECTS:
+                span -= scanned_to - start
+        else:  # this answer is full; the older entries of the referrals it carries still go in it
+            found, scanned_to = [], start
+        indexes = older.get(origin, []) + found
         more = more or scanned_to < end
-        budget -= len(indexes)
+        budget -= len(found)
         if indexes and checkpoint is not None:
             groups.append(
                 _full_group(origin, nodes[origin], indexes, checkpoint, scanned_to, known.get(origin, 0))
@@ -365,12 +401,9 @@ def handle_served(peer: Peer, document) -> dict:
             groups += _forwarded_groups(origin, nodes[origin], indexes, scanned_to, known.get(origin, 0))
         elif scanned_to > start:  # nothing for this child here, but it need not look again
             groups.append({"origin": origin, "scanned_to": scanned_to})
-        if budget <= 0 or span <= 0:
-            more = True
-            break
     return {
         "node": ledger_selectors.self_node_id(),
         "groups": groups,
-        "referrals": latest_referral if not more else referrals,
+        "referrals": referrals_sent,
         "more": more,
     }

@@ -205,10 +205,12 @@ def pull_served(peer: Peer, client, *, max_entries: int, say) -> tuple[int, int,
         answer = reply.get("groups")
         new, taken, found = take_groups(peer, answer, cursor, refused, say=say)
         applied, groups, problems = applied + new, groups + taken, problems + found
+        # The answer says up to which referral it has sent the older entries: once applied, they need
+        # not come again (re-asking for them in every answer of a long pull never got past them).
+        if not problems and type(reply.get("referrals")) is int and reply["referrals"] != referrals:
+            referrals = reply["referrals"]
+            _save_served_progress(peer, cursor, referrals)
         if not reply.get("more"):
-            if not problems and type(reply.get("referrals")) is int:
-                referrals = reply["referrals"]
-                _save_served_progress(peer, cursor, referrals)
             break
         if not answer:
             break  # more promised but nothing sent: stop rather than loop

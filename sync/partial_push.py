@@ -44,12 +44,12 @@ def handle_offered(peer: Peer, document, *, strict: bool = False) -> dict:
         raise wire.WireError(
             f"this node takes the logs of {peer.node_id} whole (as batches): it does not take served entries"
         )
-    groups, referrals, more = partial_wire.check_offer(document)
+    groups, referrals, _more = partial_wire.check_offer(document)
     cursor, seen = partial.served_progress(peer)
     applied, _, problems = partial.take_groups(
         peer, groups, cursor, set(blocked_origins(peer)), say=lambda message: None, strict=strict
     )
-    if not more and not problems:  # as in pull_served: every referral so far has been sent whole
+    if not problems and referrals != seen:  # as in pull_served: referrals up to there were sent whole
         seen = referrals
         partial._save_served_progress(peer, cursor, seen)
     return {
