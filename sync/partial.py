@@ -103,17 +103,32 @@ def _records_of(patient_ids: set) -> set:
     return ids
 
 
-def served_patient_ids(peer: Peer) -> set:
-    """Patients registered at the child or below it (an origin whose whole log the child holds, as
-    its last version vector told us: its own and those its children pushed up), or referred to it."""
+def _registered_or_referred(peer: Peer) -> set:
     from records.models import Patient
 
     state = SyncState.objects.filter(peer=peer).first()
     below = {peer.node_id} | set(state.peer_sizes if state else {})
     below.discard(ledger_selectors.self_node_id())
     ids = set(Patient.objects.filter(origin__in=below).values_list("pk", flat=True))
-    return _with_merges(
-        ids | set(ServedPatient.objects.filter(peer=peer).values_list("patient_id", flat=True))
+    return ids | set(ServedPatient.objects.filter(peer=peer).values_list("patient_id", flat=True))
+
+
+def served_patient_ids(peer: Peer) -> set:
+    """Patients registered at the child or below it (an origin whose whole log the child holds, as
+    its last version vector told us: its own and those its children pushed up), or referred to it,
+    and the patients linked to those by merges."""
+    return _with_merges(_registered_or_referred(peer))
+
+
+def _refer_merge_partners(peer: Peer) -> None:
+    """A patient linked by a merge to a served one becomes a referral of its own: the merge may come
+    after the child's cursor passed that patient's records, which are then sent once, as any
+    referral's older entries are."""
+    base = _registered_or_referred(peer)
+    partners = _with_merges(base) - base
+    ServedPatient.objects.bulk_create(
+        [ServedPatient(peer=peer, patient_id=patient, referred_by="merge") for patient in sorted(partners)],
+        ignore_conflicts=True,
     )
 
 
@@ -361,6 +376,7 @@ def handle_served(peer: Peer, document) -> dict:
     proof."""
     cursor, referrals, max_entries, known = partial_wire.check_request(document)
     budget = min(max_entries, SERVER_MAX_ENTRIES)
+    _refer_merge_partners(peer)
     wanted = _records_of(served_patient_ids(peer))
     full = dict(LogHead.objects.filter(size__gt=0).values_list("origin", "size"))
     held = set(full) | set(PartialProof.objects.values_list("origin", flat=True).distinct())

@@ -143,3 +143,20 @@ def test_patients_linked_by_a_merge_are_served_with_the_patient(hub):
         Entry.objects.filter(object_id__in=partial._records_of({ours[3].pk})).values_list("origin", "index")
     )
     assert unlinked and not unlinked & set(sent)
+
+
+def test_a_merge_after_the_cursor_passed_brings_the_other_patients_older_entries(hub):
+    """The child has pulled everything; then a served patient is merged into one it was never sent:
+    the next pull brings that patient's whole history (its merge entry alone would wait forever)."""
+    peer, ours = hub
+    from records.services import merge_patients
+
+    _, _, _, cursor, referrals = _pull(peer)
+    unserved = Patient.objects.get(pk=ours[5].pk)
+    merge_patients(keep=unserved, duplicate=Patient.objects.get(pk=ours[1].pk), author="dr_a")
+    services.seal_own_checkpoint()
+    sent = set(_pull(peer, cursor, referrals, max_entries=3)[0])
+    history = set(
+        Entry.objects.filter(object_id__in=partial._records_of({unserved.pk})).values_list("origin", "index")
+    )
+    assert history and history <= sent
