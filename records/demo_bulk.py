@@ -21,6 +21,7 @@ from django.utils import timezone
 from ledger import services as ledger_services
 
 from . import services
+from .bulk_insert import insert_rows
 from .canonical import object_type, record_payload_text
 from .demo import DemoPatient
 from .models import (
@@ -72,23 +73,6 @@ class _Batch:
         ]
 
 
-def _insert(model, objs: list) -> None:
-    """One executemany of the rows' database values: bulk_create's per-row SQL compilation cost as much
-    as everything else in the batch together."""
-    if not objs:
-        return
-    connection = transaction.get_connection()
-    fields = model._meta.concrete_fields
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    rows = [tuple(f.get_db_prep_save(getattr(o, f.attname), connection) for f in fields) for o in objs]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
 def _add_patient(batch: _Batch, person: DemoPatient, clinician: str) -> None:
     # register_patient's row, then record_encounter's rows per visit, with their checks.
     patient = Patient(
@@ -129,7 +113,7 @@ def write_demo_patients(
         for patient, number in zip(patients, services.allocate_patient_numbers(len(patients)), strict=True):
             patient.patient_number = number
         for model in _TABLES:
-            _insert(model, batch.rows[model])
+            insert_rows(model, batch.rows[model])
         entries = batch.entries()
         ledger_services.append_many(entries)
         if getattr(settings, "SEARCH_INDEX_ON_WRITE", True):

@@ -15,7 +15,7 @@ import json
 import uuid
 from decimal import Decimal
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import Count
 
 from ledger.canonical import canonical_json
@@ -23,6 +23,7 @@ from ledger.models import Entry
 from ledger.selectors import LATEST_FIRST
 
 from . import merge
+from .bulk_insert import insert_rows
 from .canonical import record_payload
 from .models import Patient, PendingApply
 from .text import fold
@@ -187,7 +188,7 @@ def apply_batch(origin: str, entries: list[dict]) -> int:
         else:
             inserts.setdefault(model, []).append(row)
     for model, rows in inserts.items():  # foreign keys are checked at commit: order does not matter
-        _insert_rows(model, rows)
+        insert_rows(model, rows)
         for row in rows:  # what save() would have told its listeners (the search index)
             post_save.send(
                 sender=model, instance=row, created=True, update_fields=None, raw=False, using="default"
@@ -195,23 +196,6 @@ def apply_batch(origin: str, entries: list[dict]) -> int:
     PendingApply.objects.bulk_create(deferred, ignore_conflicts=True)
     waiting = sum(0 if _apply_merged(model, origin, entry) else 1 for model, entry in merged_later.values())
     return len(deferred) + waiting
-
-
-def _insert_rows(model, rows: list) -> None:
-    """The rows' database values in one executemany, as records.demo_bulk inserts (bulk_create's
-    per-field SQL compilation was, with the ledger's, the largest cost of an initial sync)."""
-    connection = transaction.get_connection()
-    fields = model._meta.concrete_fields
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    values = [tuple(f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields) for row in rows]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, values)
-    for row in rows:  # as bulk_create leaves them: saved rows
-        row._state.adding, row._state.db = False, connection.alias
 
 
 def _shared_records(ids) -> set[str]:
