@@ -44,8 +44,7 @@ class _ChildStandIn:
             self.cursor[origin] = max(self.cursor.get(origin, 0), group["scanned_to"])
             if "checkpoint" in group:
                 self.known[origin] = max(self.known.get(origin, 0), checkpoint_size(group["checkpoint"]))
-        if not document["more"]:
-            self.referrals = document["referrals"]
+        self.referrals = document["referrals"]  # as the child does with each offer it takes
         return {
             "node": self.node,
             "cursor": dict(self.cursor),

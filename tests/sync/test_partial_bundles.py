@@ -203,3 +203,33 @@ def test_the_command_says_a_child_is_taken_in_part_and_what_its_bundle_carries(t
     assert node.node_id in listing.getvalue() and "(in part)" in listing.getvalue()
     call_command("sync", "export", "--out", str(tmp_path / "b.shb"), "--for", node.node_id, stdout=written)
     assert "entries about its patients, with their proofs" in written.getvalue()
+
+
+def test_referrals_behind_the_childs_cursor_come_once_in_a_bundle_of_small_offers(
+    tmp_path, family, monkeypatch
+):
+    """The child stands past these patients' records when they are referred to it: their older entries
+    come a few referrals per offer, each once, and the bundle is finished (the stand-in child moves its
+    referral position on with each offer, as the real one does)."""
+    from sync import partial_bundles
+    from sync.models import ServedPatient
+
+    node, peer, *_ = family
+    peer = services.add_peer(
+        node_id=node.node_id, public_key=node.public_b64, tier="mobile_point", role="child", partial=True
+    )
+    late = [factories.patient(given_name=f"Late{i}", phone=f"+25570000009{i}") for i in range(3)]
+    for patient in late:
+        factories.encounter(patient)
+    services.seal_own_checkpoint()
+    me = ledger_selectors.self_node_id()
+    standing = {"cursor": {me: Entry.objects.filter(origin=me).count()}, "known": {}}
+    top = ServedPatient.objects.filter(peer=peer).order_by("pk").last().pk
+    partial_push.remember_child(peer, {**standing, "referrals": top})
+    for patient in late:
+        partial.refer_patient(peer=peer, patient_id=patient.pk, referred_by="dr_b")
+    monkeypatch.setattr(partial_bundles, "BUNDLE_OFFER_ENTRIES", 2)
+    _, bundle = _export(tmp_path, node.node_id)
+    sent = [e["id"] for offer in bundle.served for g in offer["groups"] for e in g.get("entries", [])]
+    assert set(sent) == _about(*late) and len(sent) == len(set(sent))
+    assert 2 <= len(bundle.served) <= len(sent)
