@@ -11,9 +11,8 @@ no one has. Both ways must suggest the same candidates. The seeded database is r
 import json
 import os
 import subprocess
-import sys
 
-from .common import RESULTS, ROOT, manage, node_env, print_table, write_result
+from .common import RESULTS, ROOT, manage, print_table, run_in_node, write_result
 
 PATIENTS = int(os.environ.get("BENCH_DUPLICATE_PATIENTS", "100000"))
 CHECKS = int(os.environ.get("BENCH_DUPLICATE_CHECKS", "15"))
@@ -114,18 +113,9 @@ def main() -> None:
     home = RESULTS / "duplicates-node"
     home.mkdir(parents=True, exist_ok=True)
     manage(home, "migrate", "-v", "0", DATABASE_URL=url)
-    env = node_env(home, DATABASE_URL=url, DEBUG="0", CELERY_TASK_ALWAYS_EAGER="0")
-    for name, script in (
-        ("seed", f"N = {PATIENTS}\n" + SEED),
-        ("measure", f"N = {PATIENTS}; K = {CHECKS}\n" + MEASURE),
-    ):
-        run = subprocess.run(
-            [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-        if run.returncode:
-            raise RuntimeError(f"{name}: {run.stderr[-3000:]}")
-        last = json.loads(run.stdout.strip().splitlines()[-1])
-    timings = last
+    env = {"DATABASE_URL": url, "DEBUG": "0", "CELERY_TASK_ALWAYS_EAGER": "0"}
+    run_in_node(home, f"N = {PATIENTS}\n" + SEED, **env)
+    timings = json.loads(run_in_node(home, f"N = {PATIENTS}; K = {CHECKS}\n" + MEASURE, **env))
     result = {
         "patients": PATIENTS,
         "database": "PostgreSQL, Patient rows with the demo's names",

@@ -9,10 +9,8 @@ upgraded. Also the hashers' verify alone. CPU is this process's time (both hashe
 
 import json
 import os
-import subprocess
-import sys
 
-from .common import RESULTS, ROOT, manage, node_env, print_table, write_result
+from .common import RESULTS, ROOT, manage, print_table, run_in_node, write_result
 
 LOGINS = int(os.environ.get("BENCH_LOGINS", "12"))
 
@@ -69,16 +67,9 @@ def main() -> None:
     home = RESULTS / "login-node"
     home.mkdir(parents=True, exist_ok=True)
     manage(home, "migrate", "-v", "0")
-    run = subprocess.run(
-        [sys.executable, "-c", f"N = {LOGINS}\n" + MEASURE],
-        cwd=ROOT,
-        env=node_env(home, DEBUG="0", CELERY_TASK_ALWAYS_EAGER="0"),
-        capture_output=True,
-        text=True,
+    timings = json.loads(
+        run_in_node(home, f"N = {LOGINS}\n" + MEASURE, DEBUG="0", CELERY_TASK_ALWAYS_EAGER="0")
     )
-    if run.returncode:
-        raise RuntimeError(run.stderr[-3000:])
-    timings = json.loads(run.stdout.strip().splitlines()[-1])
     node, before = timings["argon2id (node)"], timings["pbkdf2 (before)"]
     result = {
         "logins_each": LOGINS,

@@ -12,12 +12,10 @@ BENCH_SERVED_SMALL / BENCH_SERVED_LARGE (patients referred to each child, defaul
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from .common import ROOT, manage, node_env, print_table, write_result
+from .common import manage, print_table, run_in_node, write_result
 
 PATIENTS = int(os.environ.get("BENCH_SERVED_PATIENTS", "1000"))
 SMALL = int(os.environ.get("BENCH_SERVED_SMALL", "20"))
@@ -91,12 +89,7 @@ def main() -> None:
         manage(home, "seed_demo", "--patients", str(PATIENTS), "--bulk", "500", "--no-users", **env)
         manage(home, "ledger", "checkpoint", **env)
         code = f"SMALL = {SMALL}\nLARGE = {LARGE}\n" + MEASURE
-        run = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=node_env(home, **env), capture_output=True, text=True
-        )
-        if run.returncode:
-            raise RuntimeError(run.stderr[-3000:])
-        result = {"patients": PATIENTS, **json.loads(run.stdout.strip().splitlines()[-1])}
+        result = {"patients": PATIENTS, **json.loads(run_in_node(home, code, **env))}
     finally:
         shutil.rmtree(home, ignore_errors=True)
     path = write_result("served", result)

@@ -62,10 +62,11 @@ def print_table(title: str, rows: list[tuple]) -> None:
         print(f"  {str(label):<{width}}  " + "  ".join(str(v) for v in values))
 
 
-def run_in_node(home: Path, code: str) -> str:
-    """Run a Python snippet in a node's environment (its own process); its last stdout line."""
+def run_in_node(home: Path, code: str, **extra) -> str:
+    """Run a Python snippet in a node's environment (its own process, `extra` added to its
+    environment); its last stdout line."""
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=node_env(home), capture_output=True, text=True
+        [sys.executable, "-c", code], cwd=ROOT, env=node_env(home, **extra), capture_output=True, text=True
     )
     if result.returncode:
         raise RuntimeError(result.stderr[-3000:])
