@@ -120,12 +120,10 @@ def served_patient_ids(peer: Peer) -> set:
     return _with_merges(_registered_or_referred(peer))
 
 
-def _refer_merge_partners(peer: Peer) -> None:
+def _refer_merge_partners(peer: Peer, partners: set) -> None:
     """A patient linked by a merge to a served one becomes a referral of its own: the merge may come
     after the child's cursor passed that patient's records, which are then sent once, as any
     referral's older entries are."""
-    base = _registered_or_referred(peer)
-    partners = _with_merges(base) - base
     ServedPatient.objects.bulk_create(
         [ServedPatient(peer=peer, patient_id=patient, referred_by="merge") for patient in sorted(partners)],
         ignore_conflicts=True,
@@ -376,8 +374,10 @@ def handle_served(peer: Peer, document) -> dict:
     proof."""
     cursor, referrals, max_entries, known = partial_wire.check_request(document)
     budget = min(max_entries, SERVER_MAX_ENTRIES)
-    _refer_merge_partners(peer)
-    wanted = _records_of(served_patient_ids(peer))
+    base = _registered_or_referred(peer)
+    served = _with_merges(base)  # = served_patient_ids(peer), its two parts needed here
+    _refer_merge_partners(peer, served - base)
+    wanted = _records_of(served)
     full = dict(LogHead.objects.filter(size__gt=0).values_list("origin", "size"))
     held = set(full) | set(PartialProof.objects.values_list("origin", flat=True).distinct())
     nodes = Node.objects.in_bulk(held)
