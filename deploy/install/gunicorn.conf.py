@@ -13,5 +13,8 @@ max_requests = 1000
 max_requests_jitter = 100
 forwarded_allow_ips = "127.0.0.1,::1"
 accesslog = "-"
+# The default line plus the time spent in the worker (%(M)s, milliseconds) and the worker pid: a slow page
+# then shows whether the application or the wait for a free worker took the time.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms pid=%(p)s'
 errorlog = "-"
 capture_output = True
