@@ -110,6 +110,8 @@ def markdown(report: dict) -> str:
             + ", ".join(f"{n} {a['missing']}/{a['acknowledged']}" for n, a in result["acks"].items()),
             "goals: " + ", ".join(f"{g} {'met' if ok else 'NOT MET'}" for g, ok in result["goals"].items()),
             f"seeding: {result.get('seed', {})}",
+            "CPU seconds by service (live processes at the end; the sync-* daemons and the ASIC swarm stand "
+            f"for other machines and run at the lowest priority): {result.get('cpu_seconds', '?')}",
             "",
         ]
         saturation = result.get("saturation")

@@ -290,6 +290,7 @@ class Stack:
                     child.env,
                     ROOT,
                     child.home / "sync.log",
+                    background=True,  # a child is another machine: its own work must not take the hub's CPU
                 )
             )
         self.supervisor.begin()

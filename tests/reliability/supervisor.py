@@ -16,6 +16,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 RESTART_SECONDS = 1.0
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def lowest_priority() -> None:
+    """Nice 19 for this process and, with Linux's autogroup scheduling (one CPU share per session: each
+    service here has its own), for its session's group too: a plain nice only orders the processes of
+    one session. Called in the child, after setsid and before exec."""
+    os.nice(19)
+    try:
+        Path("/proc/self/autogroup").write_text("19")
+    except OSError:  # no autogroup (a kernel without it, or cgroup scheduling): the nice alone applies
+        pass
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every process in process group `pgid` (and its reaped children)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        if int(fields[2]) == pgid:  # fields from the state on: state ppid pgrp ... utime stime cutime cstime
+            total += sum(int(f) for f in fields[11:15])
+    return total / TICKS
 
 
 @dataclass
@@ -31,6 +56,9 @@ class Service:
     stopping: bool = False
     exits: list[int] = field(default_factory=list)
     file_size_limit: int | None = None  # RLIMIT_FSIZE of the process (a full disk without a mount)
+    # Set for what stands in for another machine (a child node, the ASICs): it runs at the lowest CPU
+    # priority so that it takes only what the node under test leaves idle (lowest_priority()).
+    background: bool = False
 
     def start(self) -> None:
         handle = open(self.log, "a")  # noqa: SIM115 - the child keeps it; closed when we drop the reference
@@ -41,12 +69,20 @@ class Service:
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=self._limits if self.file_size_limit else None,  # noqa: PLW1509 - only setrlimit
+            preexec_fn=self._prepare if self.file_size_limit or self.background else None,  # noqa: PLW1509 - setrlimit, nice
         )
         handle.close()
 
-    def _limits(self) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
+    def _prepare(self) -> None:
+        if self.file_size_limit:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
+        if self.background:
+            lowest_priority()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of the live processes of this service's process group, with their reaped children
+        (gunicorn's recycled workers); the time of processes killed before now is not counted."""
+        return group_cpu_seconds(self.process.pid) if self.alive() else 0.0
 
     @property
     def pid(self) -> int:
@@ -105,6 +141,9 @@ class Supervisor:
                     service.restarts += 1
                     self.events.append({"service": service.name, "exit": code, "restarted_after_s": 1.0})
                     service.died_at = None
+
+    def cpu_seconds(self) -> dict[str, float]:
+        return {name: round(service.cpu_seconds(), 1) for name, service in self.services.items()}
 
     def shutdown(self) -> None:
         self._stop.set()

@@ -1,9 +1,11 @@
 """The suite's own machinery: the supervisor restarts like Restart=always, the proxy really stalls."""
 
+import os
 import socket
 import sys
 import threading
 import time
+from pathlib import Path
 
 from .faults import StallingProxy, wait_for
 from .seeding import ROOT
@@ -71,3 +73,34 @@ def test_the_proxy_forwards_and_then_stalls_mid_response():
     finally:
         proxy.close()
         upstream.close()
+
+
+def test_a_background_service_runs_at_the_lowest_priority_and_its_cpu_is_counted(tmp_path):
+    """A stand-in for another machine (child node, ASICs) is nice 19 in its own session's group, and the
+    report's CPU seconds count a service's whole process group, children included."""
+    burn = (  # a forked child spends 0.6 s of CPU, then both sleep
+        "import os, time\nif os.fork() == 0:\n    t = time.process_time()\n"
+        "    while time.process_time() - t < 0.6: pass\n    time.sleep(60)\ntime.sleep(60)"
+    )
+    supervisor = Supervisor()
+    busy = supervisor.add(Service("busy", [sys.executable, "-c", burn], {}, ROOT, tmp_path / "a.log"))
+    quiet = supervisor.add(
+        Service(
+            "quiet",
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            {},
+            ROOT,
+            tmp_path / "b.log",
+            background=True,
+        )
+    )
+    try:
+        assert wait_for(lambda: busy.cpu_seconds() >= 0.5, 20, 0.1) is not None
+        assert os.getpriority(os.PRIO_PROCESS, quiet.pid) == 19
+        assert os.getpriority(os.PRIO_PROCESS, busy.pid) == os.getpriority(os.PRIO_PROCESS, 0)
+        autogroup = Path(f"/proc/{quiet.pid}/autogroup")
+        if autogroup.exists():  # "/autogroup-123 nice 19"
+            assert autogroup.read_text().split()[-1] == "19"
+        assert supervisor.cpu_seconds()["quiet"] < 0.5
+    finally:
+        supervisor.shutdown()
