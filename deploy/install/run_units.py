@@ -164,7 +164,7 @@ def start(units: Path, log_dir: Path, run_dir: Path) -> int:
                 print(f"{service.name}: {' '.join(post)} failed: {result.stderr.strip()}", file=sys.stderr)
                 status = 1
         print(f"{service.name}: started (pid {child.pid}, log {log_dir / (service.name + '.log')})")
-    print("note: without systemd, MemoryMax=, CPUQuota= and the sandboxing keys are not applied")
+    print("note: without systemd, MemoryMax=, CPUQuota=, CPUWeight= and the sandboxing keys are not applied")
     return status
 
 

@@ -31,7 +31,7 @@ from .seeding import (
     seed_database_name,
     seed_home,
 )
-from .supervisor import Service, Supervisor
+from .supervisor import Service, Supervisor, unit_nice
 
 CHILD_TIER = {"hospital": "urban_centre", "rural": "mobile_point"}
 # The start command of the machine notes (python-svc.md), on a port of our own.
@@ -58,6 +58,11 @@ SAMPLE = (
     "import json; from records.models import Patient; "
     "print(json.dumps([str(p) for p in Patient.objects.order_by('?').values_list('pk', flat=True)[:{n}]]))"
 )
+
+
+def _unit_nice(service: str) -> int:
+    """The hub's services share the CPU as their systemd units do (deploy/systemd/: CPUWeight=)."""
+    return unit_nice((ROOT / "deploy" / "systemd" / f"siliconhealth-{service}.service").read_text())
 
 
 def free_port() -> int:
@@ -220,6 +225,7 @@ class Stack:
                 self.hub.env,
                 ROOT,
                 home / "web.log",
+                nice=_unit_nice("web"),
             )
         )
         add(
@@ -240,6 +246,7 @@ class Stack:
                 self.hub.env,
                 ROOT,
                 home / "worker.log",
+                nice=_unit_nice("worker"),
             )
         )
         add(
@@ -259,6 +266,7 @@ class Stack:
                 self.hub.env,
                 ROOT,
                 home / "beat.log",
+                nice=_unit_nice("beat"),
             )
         )
         add(
@@ -268,6 +276,7 @@ class Stack:
                 self.hub.env,
                 ROOT,
                 home / "stratum.log",
+                nice=_unit_nice("stratum"),
             )
         )
         for child in self.children:
@@ -290,7 +299,6 @@ class Stack:
                     child.env,
                     ROOT,
                     child.home / "sync.log",
-                    background=True,  # a child is another machine: its own work must not take the hub's CPU
                 )
             )
         self.supervisor.begin()

@@ -6,7 +6,9 @@ unless it was stopped on purpose, and counts restarts and the time each took to 
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -19,15 +21,27 @@ RESTART_SECONDS = 1.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def lowest_priority() -> None:
-    """Nice 19 for this process and, with Linux's autogroup scheduling (one CPU share per session: each
-    service here has its own), for its session's group too: a plain nice only orders the processes of
-    one session. Called in the child, after setsid and before exec."""
-    os.nice(19)
+def set_priority(nice: int) -> None:
+    """This process's nice and, with Linux's autogroup scheduling (one CPU share per session: each
+    service here has its own, as each systemd unit has its own cgroup), its session group's nice too: a
+    plain nice only orders the processes of one session. Called in the child, after setsid, before exec."""
+    os.nice(nice)
     try:
-        Path("/proc/self/autogroup").write_text("19")
+        Path("/proc/self/autogroup").write_text(str(nice))
     except OSError:  # no autogroup (a kernel without it, or cgroup scheduling): the nice alone applies
         pass
+
+
+def lowest_priority() -> None:
+    """For what stands in for hardware of its own (the ASICs' hashing): only CPU the node leaves idle."""
+    set_priority(19)
+
+
+def unit_nice(unit_text: str) -> int:
+    """The nice that gives a session group the CPU share a unit's CPUWeight= gives its cgroup against the
+    default weight 100 (each nice step is a factor of 1.25 in the kernel's weights)."""
+    found = re.search(r"^CPUWeight=(\d+)\s*$", unit_text, re.MULTILINE)
+    return round(math.log(100 / int(found.group(1)), 1.25)) if found else 0
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -56,9 +70,9 @@ class Service:
     stopping: bool = False
     exits: list[int] = field(default_factory=list)
     file_size_limit: int | None = None  # RLIMIT_FSIZE of the process (a full disk without a mount)
-    # Set for what stands in for another machine (a child node, the ASICs): it runs at the lowest CPU
-    # priority so that it takes only what the node under test leaves idle (lowest_priority()).
-    background: bool = False
+    # 0: as started. Else the nice of the process and of its session's autogroup (set_priority()): what
+    # the unit's CPUWeight= gives the service under systemd (unit_nice()).
+    nice: int = 0
 
     def start(self) -> None:
         handle = open(self.log, "a")  # noqa: SIM115 - the child keeps it; closed when we drop the reference
@@ -69,15 +83,15 @@ class Service:
             stdout=handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=self._prepare if self.file_size_limit or self.background else None,  # noqa: PLW1509 - setrlimit, nice
+            preexec_fn=self._prepare if self.file_size_limit or self.nice else None,  # noqa: PLW1509 - setrlimit, nice
         )
         handle.close()
 
     def _prepare(self) -> None:
         if self.file_size_limit:
             resource.setrlimit(resource.RLIMIT_FSIZE, (self.file_size_limit, self.file_size_limit))
-        if self.background:
-            lowest_priority()
+        if self.nice:
+            set_priority(self.nice)
 
     def cpu_seconds(self) -> float:
         """CPU time of the live processes of this service's process group, with their reaped children

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .faults import StallingProxy, wait_for
 from .seeding import ROOT
-from .supervisor import Service, Supervisor
+from .stack import _unit_nice
+from .supervisor import Service, Supervisor, unit_nice
 
 
 def test_a_killed_service_is_restarted_and_a_stopped_one_is_not(tmp_path):
@@ -75,9 +76,9 @@ def test_the_proxy_forwards_and_then_stalls_mid_response():
         upstream.close()
 
 
-def test_a_background_service_runs_at_the_lowest_priority_and_its_cpu_is_counted(tmp_path):
-    """A stand-in for another machine (child node, ASICs) is nice 19 in its own session's group, and the
-    report's CPU seconds count a service's whole process group, children included."""
+def test_a_service_runs_at_its_priority_and_its_cpu_is_counted(tmp_path):
+    """A service runs at its nice, in its own session's group too, and the report's CPU seconds count a
+    service's whole process group, children included."""
     burn = (  # a forked child spends 0.6 s of CPU, then both sleep
         "import os, time\nif os.fork() == 0:\n    t = time.process_time()\n"
         "    while time.process_time() - t < 0.6: pass\n    time.sleep(60)\ntime.sleep(60)"
@@ -91,7 +92,7 @@ def test_a_background_service_runs_at_the_lowest_priority_and_its_cpu_is_counted
             {},
             ROOT,
             tmp_path / "b.log",
-            background=True,
+            nice=19,
         )
     )
     try:
@@ -104,3 +105,10 @@ def test_a_background_service_runs_at_the_lowest_priority_and_its_cpu_is_counted
         assert supervisor.cpu_seconds()["quiet"] < 0.5
     finally:
         supervisor.shutdown()
+
+
+def test_the_hub_services_share_the_cpu_as_their_units_say():
+    """The worker's CPUWeight=50 is half the default share: three nice steps (1.25 ** 3 = 1.95)."""
+    assert unit_nice("[Service]\nCPUWeight=50\n") == 3
+    assert unit_nice("[Service]\nCPUWeight=100\n") == 0 and unit_nice("[Service]\nNice=5\n") == 0
+    assert [_unit_nice(name) for name in ("web", "worker", "beat", "stratum")] == [0, 3, 0, 0]
