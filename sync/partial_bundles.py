@@ -17,7 +17,7 @@ from __future__ import annotations
 from ledger import merkle
 from ledger import selectors as ledger_selectors
 
-from . import partial, partial_push, partial_wire, wire
+from . import partial_child, partial_push, partial_wire, wire
 from .errors import Refused
 from .models import Peer
 from .partial_push import checkpoint_size
@@ -170,7 +170,7 @@ def _proven_from_ours(group, by_start: dict):
         size = checkpoint_size(group["checkpoint"])  # the note itself is verified by check_group
     except (KeyError, TypeError, AttributeError, IndexError, ValueError):
         return group
-    ours = partial._known(group["origin"]) if wire._NODE_ID.match(group["origin"]) else None
+    ours = partial_child._known(group["origin"]) if wire._NODE_ID.match(group["origin"]) else None
     if ours is None or ours.size >= size or (consistency or {}).get("from_size") == ours.size:
         return group
     proof = by_start.get((group["origin"], ours.size, size))

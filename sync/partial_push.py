@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ledger import selectors as ledger_selectors
 
-from . import partial, partial_wire, wire
+from . import partial, partial_child, partial_wire, wire
 from .models import Peer, SyncState
 from .selectors import blocked_origins
 
@@ -51,7 +51,7 @@ def handle_offered(peer: Peer, document, *, strict: bool = False) -> dict:
     )
     if not problems and referrals != seen:  # as in pull_served: referrals up to there were sent whole
         seen = referrals
-        partial._save_served_progress(peer, cursor, seen)
+        partial_child._save_served_progress(peer, cursor, seen)
     return {
         "node": ledger_selectors.self_node_id(),
         "cursor": cursor,

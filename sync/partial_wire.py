@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ledger import merkle, note
-from ledger.entries import log_origin
+from ledger import merkle
 
 from . import wire
 
@@ -49,14 +48,7 @@ class PartialRefused(ValueError):
 
 
 @dataclass
-class CheckedGroup:
-    origin: str
-    public_key: str
-    tier: str
-    checkpoint: str
-    size: int
-    root: bytes
-    entries: list[dict]
+class CheckedGroup(wire.CheckedSigned):
     proofs: list[list[bytes]]
     scanned_to: int
     proven_from: int | None = None  # size of the known checkpoint a consistency proof linked this one to
@@ -140,21 +132,7 @@ def check_group(group, *, known: wire.KnownCheckpoint | None = None) -> CheckedG
     CheckedGroup.proven_from says whether it was linked."""
     if not isinstance(group, dict) or set(group) - OPTIONAL_GROUP_FIELDS != GROUP_FIELDS:
         raise wire.WireError(f"a served group has exactly the fields {', '.join(sorted(GROUP_FIELDS))}")
-    origin = wire.check_node_id(group["origin"], group["public_key"])
-    tier = group["tier"]
-    if not isinstance(tier, str) or not 0 < len(tier) <= 32:
-        raise wire.WireError("tier must be 1 to 32 characters")
-    signed = group["checkpoint"]
-    if not isinstance(signed, str):
-        raise wire.WireError("checkpoint must be a signed note")
-    try:
-        body = note.parse_checkpoint(
-            note.open_note(signed, log_origin(origin), wire.public_key_bytes(group["public_key"]))
-        )
-    except note.NoteError as error:
-        raise wire.WireError(f"checkpoint of {origin} refused: {error}") from None
-    if body.origin != log_origin(origin):
-        raise wire.WireError(f"the checkpoint is of log {body.origin!r}, not of {origin}")
+    origin, tier, signed, body = wire.check_signed_checkpoint(group)
     consistency = group.get("consistency")
     steps, links = [], []
     start = known
@@ -172,13 +150,7 @@ def check_group(group, *, known: wire.KnownCheckpoint | None = None) -> CheckedG
                 f"but we hold its checkpoint of size {start.size}"
             )
         proven_from = known.size
-        links.append(
-            (
-                start.size,
-                body.size,
-                [wire.unb64(h, "consistency proof hash", 32) for h in consistency["proof"]],
-            )
-        )
+        links.append(_link(start.size, body.size, consistency["proof"]))
     entries, proofs, scanned_to = group["entries"], group["proofs"], group["scanned_to"]
     if not isinstance(entries, list) or len(entries) > wire.MAX_BATCH_ENTRIES:
         raise wire.WireError(f"a served group carries at most {wire.MAX_BATCH_ENTRIES} entries")
@@ -236,24 +208,22 @@ def _walk_via(via, origin: str, public_key: str, known: wire.KnownCheckpoint | N
         signed = step["checkpoint"]
         if not isinstance(signed, str):
             raise wire.WireError(f"via[{position}].checkpoint must be a signed note")
-        try:
-            body = note.parse_checkpoint(
-                note.open_note(signed, log_origin(origin), wire.public_key_bytes(public_key))
-            )
-        except note.NoteError as error:
-            raise wire.WireError(f"via[{position}] checkpoint of {origin} refused: {error}") from None
+        body = wire.open_checkpoint(signed, origin, public_key, where=f"via[{position}] ")
         if body.size <= current.size:
             raise wire.WireError(
                 f"via[{position}] does not grow the log (size {body.size} after {current.size})"
             )
         proof = {"from_size": current.size, "proof": step["proof"]}
         wire._check_consistency(proof, origin, signed, body, current)
-        links.append(
-            (current.size, body.size, [wire.unb64(h, "consistency proof hash", 32) for h in step["proof"]])
-        )
+        links.append(_link(current.size, body.size, step["proof"]))
         steps.append((body.size, body.root_hash, signed))
         current = wire.KnownCheckpoint(body.size, body.root_hash, signed)
     return current, steps, links
+
+
+def _link(from_size: int, to_size: int, hashes: list[str]) -> tuple[int, int, list[bytes]]:
+    """A consistency proof already checked (wire._check_consistency), as CheckedGroup.links keeps it."""
+    return from_size, to_size, [wire.unb64(h, "consistency proof hash", 32) for h in hashes]
 
 
 def encode_proof(hashes: list[bytes]) -> str:

@@ -98,4 +98,3 @@ __all__ = [
     "selectors",
     "sync_parent_if_due",
 ]
-

@@ -76,7 +76,10 @@ class KnownCheckpoint:
 
 
 @dataclass
-class CheckedBatch:
+class CheckedSigned:
+    """What a checked batch and a checked served group (partial_wire.CheckedGroup) both are: entries of
+    one origin's log, with its key and tier, under the checkpoint it signed (its size and root)."""
+
     origin: str
     public_key: str
     tier: str
@@ -84,6 +87,10 @@ class CheckedBatch:
     size: int
     root: bytes
     entries: list[dict]
+
+
+@dataclass
+class CheckedBatch(CheckedSigned):
     asic_proofs: list[dict] = field(default_factory=list)
 
     @property
@@ -145,6 +152,30 @@ def _check_asic_proofs(proofs, checkpoint_note: str, origin: str) -> list[dict]:
     return proofs
 
 
+def open_checkpoint(signed: str, origin: str, public_key: str, *, where: str = "") -> note.CheckpointBody:
+    """The body of a checkpoint note of `origin`'s log, once its signature by `public_key` checks."""
+    try:
+        return note.parse_checkpoint(note.open_note(signed, log_origin(origin), public_key_bytes(public_key)))
+    except note.NoteError as error:
+        raise WireError(f"{where}checkpoint of {origin} refused: {error}") from None
+
+
+def check_signed_checkpoint(document: dict) -> tuple[str, str, str, note.CheckpointBody]:
+    """(origin, tier, signed checkpoint, its body) of a batch or a served group: the origin is the id of
+    the public key, and the checkpoint is of the origin's log, signed by that key."""
+    origin = check_node_id(document["origin"], document["public_key"])
+    tier = document["tier"]
+    if not isinstance(tier, str) or not 0 < len(tier) <= 32:
+        raise WireError("tier must be 1 to 32 characters")
+    signed = document["checkpoint"]
+    if not isinstance(signed, str):
+        raise WireError("checkpoint must be a signed note")
+    body = open_checkpoint(signed, origin, document["public_key"])
+    if body.origin != log_origin(origin):
+        raise WireError(f"the checkpoint is of log {body.origin!r}, not of {origin}")
+    return origin, tier, signed, body
+
+
 def check_batch(batch, *, known: KnownCheckpoint | None = None) -> CheckedBatch:
     """Everything about a batch that needs nothing but the batch (and the receiver's latest checkpoint
     of its origin): shape, key, the origin's signature on the checkpoint, canonical entries in order
@@ -167,21 +198,7 @@ def check_batch(batch, *, known: KnownCheckpoint | None = None) -> CheckedBatch:
     }
     if set(batch) != expected:
         raise WireError(f"a batch has exactly the fields {', '.join(sorted(expected))}")
-    origin = check_node_id(batch["origin"], batch["public_key"])
-    tier = batch["tier"]
-    if not isinstance(tier, str) or not 0 < len(tier) <= 32:
-        raise WireError("tier must be 1 to 32 characters")
-    signed = batch["checkpoint"]
-    if not isinstance(signed, str):
-        raise WireError("checkpoint must be a signed note")
-    try:
-        body = note.parse_checkpoint(
-            note.open_note(signed, log_origin(origin), public_key_bytes(batch["public_key"]))
-        )
-    except note.NoteError as error:
-        raise WireError(f"checkpoint of {origin} refused: {error}") from None
-    if body.origin != log_origin(origin):
-        raise WireError(f"the checkpoint is of log {body.origin!r}, not of {origin}")
+    origin, tier, signed, body = check_signed_checkpoint(batch)
     entries = batch["entries"]
     if not isinstance(entries, list) or not entries:
         raise WireError("a batch carries at least one entry")

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from ledger.identity import node_id_for
 from ledger.models import Entry
 from records.models import Patient
-from sync import partial, services
+from sync import partial, partial_patients, partial_scan, services
 
 def child(patients, referred):
     raw = Ed25519PrivateKey.generate().public_key().public_bytes(
@@ -45,7 +45,7 @@ def child(patients, referred):
     return peer
 
 def pull(peer, lookup_max):
-    partial._LOOKUP_MAX_OBJECTS = lookup_max
+    partial_scan._LOOKUP_MAX_OBJECTS = lookup_max
     cursor, referrals, served, slowest, requests = {}, 0, set(), 0.0, 0
     started = time.perf_counter()
     for _ in range(1000):
@@ -64,10 +64,10 @@ def pull(peer, lookup_max):
 
 ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True))
 out = {"log_entries": Entry.objects.count()}
-default = partial._LOOKUP_MAX_OBJECTS
+default = partial_scan._LOOKUP_MAX_OBJECTS
 for name, count, referred in (("small", SMALL, True), ("large", LARGE, False)):
     peer = child(ids[-count:] if referred else ids[:count], referred)
-    objects = len(partial._records_of(set(ids[:count])))
+    objects = len(partial_patients._records_of(set(ids[:count])))
     lookup, scan = pull(peer, 10**9), pull(peer, 0)
     assert lookup.pop("served") == scan.pop("served"), "the two ways served different entries"
     out[name] = {"patients": count, "objects": objects, "lookup": lookup, "scan": scan,

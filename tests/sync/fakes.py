@@ -12,6 +12,42 @@ from ledger.identity import node_id_for
 from sync import wire
 
 
+def batch_of(
+    log, start: int = 0, end: int | None = None, *, proof_from: int | None = None, proofs=()
+) -> dict:
+    """A batch (sync/wire.py) of the entries [start, end) of `log` (a FakeLog or a ledger RemoteNode),
+    ending at its checkpoint of `end`, with the consistency proof from `proof_from` when given."""
+    end = len(log.entries) if end is None else end
+    consistency = None
+    if proof_from:
+        hashes = log.tree.consistency_proof(proof_from, end)
+        consistency = {"from_size": proof_from, "proof": [wire.b64(h) for h in hashes]}
+    return wire.make_batch(
+        origin=log.node_id,
+        public_key=log.public_b64,
+        tier="mobile_point",
+        checkpoint=log.checkpoint(end),
+        entries=[dict(e) for e in log.entries[start:end]],
+        asic_proofs=list(proofs),
+        consistency=consistency,
+    )
+
+
+def served_group(log, indexes, size: int | None = None, *, tier: str = "urban_centre") -> dict:
+    """A served group (sync/partial_wire.py) of these entries of `log` (a FakeLog or a ledger RemoteNode),
+    each with its inclusion proof in the checkpoint of `size` (default: all the log's entries)."""
+    size = len(log.entries) if size is None else size
+    return {
+        "origin": log.node_id,
+        "public_key": log.public_b64,
+        "tier": tier,
+        "checkpoint": log.checkpoint(size),
+        "entries": [dict(log.entries[i]) for i in indexes],
+        "proofs": [[wire.b64(h) for h in log.tree.inclusion_proof(i, size)] for i in indexes],
+        "scanned_to": size,
+    }
+
+
 class FakeLog:
     def __init__(self, key: Ed25519PrivateKey | None = None):
         self.key = key or Ed25519PrivateKey.generate()
@@ -47,17 +83,4 @@ class FakeLog:
     def batch(
         self, start: int = 0, end: int | None = None, *, proof_from: int | None = None, proofs=()
     ) -> dict:
-        end = len(self.entries) if end is None else end
-        consistency = None
-        if proof_from:
-            hashes = self.tree.consistency_proof(proof_from, end)
-            consistency = {"from_size": proof_from, "proof": [wire.b64(h) for h in hashes]}
-        return wire.make_batch(
-            origin=self.node_id,
-            public_key=self.public_b64,
-            tier="mobile_point",
-            checkpoint=self.checkpoint(end),
-            entries=[dict(e) for e in self.entries[start:end]],
-            asic_proofs=list(proofs),
-            consistency=consistency,
-        )
+        return batch_of(self, start, end, proof_from=proof_from, proofs=proofs)

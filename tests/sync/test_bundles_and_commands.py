@@ -15,6 +15,7 @@ from sync.models import ForkEvidence, Peer
 
 from ..ledger.remote import RemoteNode
 from ..records import factories
+from .bundle_files import bundle_file
 from .fakes import FakeLog
 from .test_endpoints import as_batch, fork_of
 
@@ -36,21 +37,6 @@ def sender():
     log = FakeLog()
     services.add_peer(node_id=log.node_id, public_key=log.public_b64, tier="rural_clinic", role="child")
     return log
-
-
-def bundle_file(tmp_path, sender: FakeLog, batches, name="bundle.shb", recipient=None, **options):
-    path = tmp_path / name
-    path.write_bytes(
-        wire.write_bundle(
-            sender.key,
-            sender=sender.node_id,
-            sender_public_key=sender.public_b64,
-            batches=batches,
-            recipient=recipient,
-            **options,
-        )
-    )
-    return path
 
 
 def _snapshot():

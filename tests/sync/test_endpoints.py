@@ -14,7 +14,7 @@ from sync.models import ForkEvidence, Peer, SeenNonce, SyncState
 
 from ..ledger.remote import RemoteNode
 from ..records import factories
-from .fakes import FakeLog
+from .fakes import FakeLog, batch_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,19 +22,7 @@ pytestmark = pytest.mark.django_db
 def as_batch(
     remote: RemoteNode, start: int = 0, end: int | None = None, proof_from: int | None = None
 ) -> dict:
-    end = len(remote.entries) if end is None else end
-    consistency = None
-    if proof_from:
-        hashes = remote.tree.consistency_proof(proof_from, end)
-        consistency = {"from_size": proof_from, "proof": [wire.b64(h) for h in hashes]}
-    return wire.make_batch(
-        origin=remote.node_id,
-        public_key=remote.public_b64,
-        tier="mobile_point",
-        checkpoint=remote.checkpoint(end),
-        entries=[dict(e) for e in remote.entries[start:end]],
-        consistency=consistency,
-    )
+    return batch_of(remote, start, end, proof_from=proof_from)
 
 
 def fork_of(remote: RemoteNode) -> RemoteNode:

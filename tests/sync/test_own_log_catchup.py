@@ -12,9 +12,9 @@ from sync import services, wire
 
 from ..ledger.test_own_log_catchup import _state, _written_after_the_backup
 from ..records import factories
+from .bundle_files import ME, bundle_file
 from .fakes import FakeLog
-from .test_bundles_and_commands import bundle_file
-from .test_rounds_and_tasks import ScriptedPeer
+from .test_rounds_and_tasks import ScriptedPeer, parent_peer
 
 pytestmark = pytest.mark.django_db
 
@@ -33,17 +33,6 @@ class RecordingPeer(ScriptedPeer):
         if name == "pull":
             self.pulls.append(document)
         return super().call(name, document)
-
-
-def _parent():
-    log = FakeLog()
-    return services.add_peer(
-        node_id=log.node_id,
-        public_key=log.public_b64,
-        tier="urban_centre",
-        url="http://127.0.0.1:9",
-        role="parent",
-    )
 
 
 @pytest.fixture
@@ -74,7 +63,7 @@ def _own_batch(future: dict, start: int) -> dict:
 
 def test_a_round_with_the_parent_pulls_our_own_tail_back_and_ends_catching_up(restored):
     old_size, future = restored
-    peer = _parent()
+    peer = parent_peer()
     me = self_node_id()
     client = RecordingPeer(
         peer, {me: {"size": future["size"], "checkpoint": future["size"]}}, [_own_batch(future, old_size)]
@@ -95,7 +84,7 @@ def test_a_round_with_the_parent_pulls_our_own_tail_back_and_ends_catching_up(re
 
 def test_a_peer_offering_another_history_of_our_log_is_refused_and_we_keep_waiting(restored):
     old_size, _ = restored
-    peer = _parent()
+    peer = parent_peer()
     me = self_node_id()
     other = FakeLog(key=node_identity().private_key)  # signed with our key, but not our history
     other.add(old_size + 2)
@@ -112,7 +101,7 @@ def test_a_peer_offering_another_history_of_our_log_is_refused_and_we_keep_waiti
 
 def test_catching_up_ends_only_with_a_round_against_the_parent(restored):
     old_size, _ = restored
-    parent = _parent()
+    parent = parent_peer()
     sibling_log = FakeLog()
     sibling = services.add_peer(
         node_id=sibling_log.node_id,
@@ -132,8 +121,7 @@ def test_catching_up_ends_only_with_a_round_against_the_parent(restored):
 # --- the same catch-up from a USB bundle the parent made for us ---------------------------------------------
 
 
-def _bundle(tmp_path, sender: FakeLog, batches, *, recipient_log_size, recipient="me", name="in.shb"):
-    recipient = self_node_id() if recipient == "me" else recipient
+def _bundle(tmp_path, sender: FakeLog, batches, *, recipient_log_size, recipient=ME, name="in.shb"):
     return bundle_file(tmp_path, sender, batches, name, recipient, recipient_log_size=recipient_log_size)
 
 
@@ -181,10 +169,7 @@ def test_only_a_bundle_made_for_us_by_the_parent_ends_catching_up(restored, tmp_
     summary = services.import_bundle(path=from_sibling)
     assert summary["applied"] == level - old_size  # its entries of our log are proven: taken
     assert not summary["caught_up"] and "parent" in summary["catching_up"] and catchup.is_catching_up()
-    for_anyone = tmp_path / "anyone.shb"
-    for_anyone.write_bytes(
-        wire.write_bundle(parent.key, sender=parent.node_id, sender_public_key=parent.public_b64, batches=[])
-    )
+    for_anyone = bundle_file(tmp_path, parent, [], "anyone.shb")
     summary = services.import_bundle(path=for_anyone)  # says nothing of how much of our log it holds
     assert not summary["caught_up"] and catchup.is_catching_up()
     summary = services.import_bundle(path=_bundle(tmp_path, parent, [], recipient_log_size=level))

@@ -10,11 +10,12 @@ from ledger import selectors as ledger_selectors
 from ledger.models import Checkpoint, Entry
 from ledger.verification import verify_all
 from records.models import Encounter, Patient
-from sync import partial, partial_wire, services, wire
+from sync import partial, partial_patients, partial_scan, partial_wire, services, wire
 from sync.models import PartialProof, Peer, SyncState
 
 from ..ledger.remote import RemoteNode
 from ..records import factories
+from .fakes import served_group
 from .test_endpoints import as_batch
 
 pytestmark = pytest.mark.django_db
@@ -103,20 +104,6 @@ def test_referring_an_unknown_patient_is_refused(child):
 
 
 # --- the child's side: another origin's log held in part -------------------------------------------
-
-
-
-def served_group(node: RemoteNode, indexes) -> dict:
-    size = len(node.entries)
-    return {
-        "origin": node.node_id,
-        "public_key": node.public_b64,
-        "tier": "urban_centre",
-        "checkpoint": node.checkpoint(size),
-        "entries": [dict(node.entries[i]) for i in indexes],
-        "proofs": [[wire.b64(h) for h in node.tree.inclusion_proof(i, size)] for i in indexes],
-        "scanned_to": size,
-    }
 
 
 def test_a_partial_log_is_stored_with_its_proofs_applied_and_verifies(far):
@@ -276,11 +263,11 @@ def test_finding_entries_by_object_and_by_reading_the_log_agree(child, budget):
     node, peer, served, other = child
     origin = ledger_selectors.self_node_id()
     end = Entry.objects.filter(origin=origin).count()
-    wanted = partial._records_of({served.pk, other.pk})
+    wanted = partial_patients._records_of({served.pk, other.pk})
     assert wanted
     for start in (0, 1, end // 2):
-        by_object = partial._scan_by_object(origin, start, end, wanted, budget)
-        by_pages = partial._scan_by_pages(origin, start, end, wanted, budget)
+        by_object = partial_scan._scan_by_object(origin, start, end, wanted, budget)
+        by_pages = partial_scan._scan_by_pages(origin, start, end, wanted, budget)
         assert by_object == by_pages
         assert all(start <= i < end for i in by_object[0])
-    assert partial._scan_by_object(origin, 0, end, set(), budget) == ([], end)
+    assert partial_scan._scan_by_object(origin, 0, end, set(), budget) == ([], end)

@@ -5,7 +5,6 @@ bundle for another node, a forged entry or a forked checkpoint is refused whole,
 
 import pytest
 
-from ledger import selectors as ledger_selectors
 from ledger.models import Checkpoint, Entry
 from ledger.verification import verify_all
 from records.models import Patient
@@ -13,8 +12,9 @@ from sync import partial, services, wire
 from sync.models import ConsistencyLink, ForkEvidence, PartialProof, SyncState
 
 from ..ledger.remote import RemoteNode
+from .bundle_files import ME, bundle_bytes, bundle_file
+from .fakes import served_group
 from .test_endpoints import fork_of
-from .test_partial import served_group
 
 pytestmark = pytest.mark.django_db
 
@@ -29,20 +29,8 @@ def parent(far):
     return node, patients, peer
 
 
-def _bundle(tmp_path, node: RemoteNode, offers, *, name="down.shb", recipient="me", batches=(), links=None):
-    path = tmp_path / name
-    path.write_bytes(
-        wire.write_bundle(
-            node.key,
-            sender=node.node_id,
-            sender_public_key=node.public_b64,
-            batches=list(batches),
-            recipient=ledger_selectors.self_node_id() if recipient == "me" else recipient,
-            served=offers,
-            served_links=links,
-        )
-    )
-    return path
+def _bundle(tmp_path, node: RemoteNode, offers, *, name="down.shb", recipient=ME, batches=(), links=None):
+    return bundle_file(tmp_path, node, batches, name, recipient, served=offers, served_links=links)
 
 
 def _offer(*groups, referrals=0, more=False):
@@ -213,9 +201,7 @@ def test_a_child_taking_the_parent_whole_refuses_served_entries(tmp_path, far):
 def test_served_entries_need_a_recipient_and_well_formed_offers(tmp_path, far):
     node, _ = far
     with pytest.raises(wire.WireError, match="need a recipient"):
-        wire.write_bundle(
-            node.key, sender=node.node_id, sender_public_key=node.public_b64, batches=[], served=[]
-        )
+        bundle_bytes(node, served=[])
     document = wire.bundle_document(
         sender=node.node_id,
         sender_public_key=node.public_b64,
@@ -231,38 +217,16 @@ def test_served_entries_need_a_recipient_and_well_formed_offers(tmp_path, far):
     with pytest.raises(wire.WireError, match="only in a bundle with a recipient"):
         wire.read_bundle(data)  # signed, but for anyone: served entries are for one child
     for offers in ([{"groups": []}], {"groups": []}, [_offer()] * (wire.MAX_SERVED_OFFERS + 1)):
-        data = wire.write_bundle(
-            node.key,
-            sender=node.node_id,
-            sender_public_key=node.public_b64,
-            batches=[],
-            recipient=ledger_selectors.self_node_id(),
-            served=offers,
-        )
+        data = bundle_bytes(node, recipient=ME, served=offers)
         with pytest.raises(wire.WireError, match="served"):
             wire.read_bundle(data)
     with pytest.raises(wire.WireError, match="go with served offers"):
-        wire.write_bundle(
-            node.key,
-            sender=node.node_id,
-            sender_public_key=node.public_b64,
-            batches=[],
-            recipient=ledger_selectors.self_node_id(),
-            served_links=[],
-        )
+        bundle_bytes(node, recipient=ME, served_links=[])
     for link in (
         {"origin": node.node_id},
         {**_link(node, 1, 3), "from_size": 3},
         {**_link(node, 1, 3), "proof": "x"},
     ):
-        data = wire.write_bundle(
-            node.key,
-            sender=node.node_id,
-            sender_public_key=node.public_b64,
-            batches=[],
-            recipient=ledger_selectors.self_node_id(),
-            served=[_offer()],
-            served_links=[link],
-        )
+        data = bundle_bytes(node, recipient=ME, served=[_offer()], served_links=[link])
         with pytest.raises(wire.WireError, match="served_links"):
             wire.read_bundle(data)

@@ -11,7 +11,7 @@ import pytest
 from sync import wire
 
 from .fakes import FakeLog
-from .test_partial_nodes import VISIT_SCRIPT, own_patients, register
+from .test_partial_nodes import VISIT_SCRIPT, own_patients, register, seed_both
 from .test_three_nodes import SEED_SCRIPT, dumps, parallel
 
 pytestmark = pytest.mark.slow
@@ -28,13 +28,7 @@ def _export(node, path, for_node) -> dict:
 
 def test_a_partial_child_synced_only_by_usb_gets_exactly_its_patients(pair, tmp_path):
     parent, child = pair
-    seeding = [
-        child.popen("shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=1, seed=71)),
-        parent.popen("shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=3, seed=72)),
-    ]
-    child_out, parent_out = parallel(seeding, "seed")
-    child.info = json.loads(child_out.strip().splitlines()[-1])
-    parent.info = json.loads(parent_out.strip().splitlines()[-1])
+    seed_both(parent, child, parent_patients=3, seed=71)
     child_id, parent_id = child.info["node_id"], parent.info["node_id"]
     # The parent is not told: the child's first bundle says it.
     parallel([register(child, parent, "parent", "--partial"), register(parent, child, "child")], "peers add")

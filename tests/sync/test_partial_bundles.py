@@ -19,6 +19,7 @@ from sync.models import Peer, SyncState
 
 from ..ledger.remote import RemoteNode
 from ..records import factories
+from .bundle_files import ME, bundle_file
 from .test_endpoints import as_batch
 
 pytestmark = pytest.mark.django_db
@@ -136,32 +137,13 @@ def test_the_parent_learns_from_the_child_whether_it_takes_its_logs_in_part(fami
 def test_a_partial_childs_bundle_tells_the_parent_where_it_stands(tmp_path, family):
     node, peer, _, _, _ = family
     assert not peer.served_only
-    path = tmp_path / "up.shb"
     position = {"cursor": {ledger_selectors.self_node_id(): 2}, "referrals": 0, "known": {}}
-    path.write_bytes(
-        wire.write_bundle(
-            node.key,
-            sender=node.node_id,
-            sender_public_key=node.public_b64,
-            batches=[as_batch(node)],
-            recipient=ledger_selectors.self_node_id(),
-            served_position=position,
-        )
-    )
+    path = bundle_file(tmp_path, node, [as_batch(node)], "up.shb", ME, served_position=position)
     services.import_bundle(path=path)
     peer.refresh_from_db()
     assert peer.served_only and partial_push.child_position(peer) == {**position, "sent": {}}
     position["referrals"] = "many"
-    path.write_bytes(
-        wire.write_bundle(
-            node.key,
-            sender=node.node_id,
-            sender_public_key=node.public_b64,
-            batches=[],
-            recipient=ledger_selectors.self_node_id(),
-            served_position=position,
-        )
-    )
+    bundle_file(tmp_path, node, [], "up.shb", ME, served_position=position)
     with pytest.raises(services.Refused, match="served_position"):
         services.import_bundle(path=path)
 

@@ -10,7 +10,8 @@ from sync import partial, partial_wire, services, wire
 from sync.models import ConsistencyLink
 
 from ..ledger.remote import RemoteNode
-from .test_partial import ServingParent, served_group
+from .fakes import served_group
+from .test_partial import ServingParent
 
 pytestmark = pytest.mark.django_db
 

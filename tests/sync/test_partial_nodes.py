@@ -38,15 +38,21 @@ def own_patients(node: Node) -> list[str]:
     return json.loads(node.manage("shell", "-v", "0", "-c", OWN_PATIENTS).stdout.strip().splitlines()[-1])
 
 
-def test_a_parent_starting_a_round_offers_a_partial_child_only_its_patients(pair):
-    parent, child = pair
+def seed_both(parent: Node, child: Node, *, parent_patients: int, seed: int) -> None:
+    """Seed the two homes at once, a patient at the child (`seed`) and `parent_patients` at the parent
+    (seed + 1), and note each one's info (its node id, ...)."""
     seeding = [
-        child.popen("shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=1, seed=61)),
-        parent.popen("shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=2, seed=62)),
+        child.popen("shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=1, seed=seed)),
+        parent.popen("shell", "-v", "0", "-c", SEED_SCRIPT.format(patients=parent_patients, seed=seed + 1)),
     ]
     child_out, parent_out = parallel(seeding, "seed")
     child.info = json.loads(child_out.strip().splitlines()[-1])
     parent.info = json.loads(parent_out.strip().splitlines()[-1])
+
+
+def test_a_parent_starting_a_round_offers_a_partial_child_only_its_patients(pair):
+    parent, child = pair
+    seed_both(parent, child, parent_patients=2, seed=61)
     parallel([register(child, parent, "parent", "--partial"), register(parent, child, "child")], "peers add")
     child.start()
     parent.start()

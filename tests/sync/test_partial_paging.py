@@ -6,7 +6,7 @@ import pytest
 
 from ledger.models import Entry
 from records.models import Patient
-from sync import partial, services
+from sync import partial, partial_patients, partial_scan, services
 from sync.models import ServedPatient
 
 from ..ledger.remote import RemoteNode
@@ -66,8 +66,8 @@ def _pull(peer, cursor=None, referrals=0, max_entries=1000):
 
 
 def _read_the_log(monkeypatch, span):
-    monkeypatch.setattr(partial, "_LOOKUP_MAX_OBJECTS", 0)
-    monkeypatch.setattr(partial, "SCAN_SPAN_PER_REQUEST", span)
+    monkeypatch.setattr(partial_scan, "_LOOKUP_MAX_OBJECTS", 0)
+    monkeypatch.setattr(partial_scan, "SCAN_SPAN_PER_REQUEST", span)
 
 
 @pytest.mark.parametrize("span", [1, 2, 5])
@@ -92,7 +92,7 @@ def test_a_referral_after_a_paged_pull_brings_its_older_entries(hub, monkeypatch
     assert _pull(peer, cursor, referrals)[0] == []
     partial.refer_patient(peer=peer, patient_id=ours[2].pk, referred_by="dr_b")
     later = _pull(peer, cursor, referrals)[0]
-    about = partial._records_of({ours[2].pk})
+    about = partial_patients._records_of({ours[2].pk})
     expected = sorted(Entry.objects.filter(object_id__in=about).values_list("origin", "index"))
     assert sorted(later) == expected and expected
 
@@ -115,7 +115,7 @@ def test_referrals_whose_older_entries_overflow_an_answer_are_sent_a_few_per_ans
     _, _, _, cursor, referrals = _pull(peer)
     for patient in (ours[0], ours[2], ours[3], ours[5]):
         partial.refer_patient(peer=peer, patient_id=patient.pk, referred_by="dr_b")
-    about = partial._records_of({p.pk for p in (ours[0], ours[2], ours[3], ours[5])})
+    about = partial_patients._records_of({p.pk for p in (ours[0], ours[2], ours[3], ours[5])})
     expected = sorted(Entry.objects.filter(object_id__in=about).values_list("origin", "index"))
     assert len(expected) >= 8  # each has at least its registration and a visit
     sent, answers, _, _, seen = _pull(peer, cursor, referrals, max_entries=3)
@@ -136,11 +136,13 @@ def test_patients_linked_by_a_merge_are_served_with_the_patient(hub):
     services.seal_own_checkpoint()
     sent = _pull(peer)[0]
     for linked in (ours[0], ours[5]):
-        about = partial._records_of({linked.pk})
+        about = partial_patients._records_of({linked.pk})
         entries = set(Entry.objects.filter(object_id__in=about).values_list("origin", "index"))
         assert entries and entries <= set(sent)
     unlinked = set(
-        Entry.objects.filter(object_id__in=partial._records_of({ours[3].pk})).values_list("origin", "index")
+        Entry.objects.filter(object_id__in=partial_patients._records_of({ours[3].pk})).values_list(
+            "origin", "index"
+        )
     )
     assert unlinked and not unlinked & set(sent)
 
@@ -157,6 +159,8 @@ def test_a_merge_after_the_cursor_passed_brings_the_other_patients_older_entries
     services.seal_own_checkpoint()
     sent = set(_pull(peer, cursor, referrals, max_entries=3)[0])
     history = set(
-        Entry.objects.filter(object_id__in=partial._records_of({unserved.pk})).values_list("origin", "index")
+        Entry.objects.filter(object_id__in=partial_patients._records_of({unserved.pk})).values_list(
+            "origin", "index"
+        )
     )
     assert history and history <= sent

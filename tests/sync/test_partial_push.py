@@ -10,8 +10,8 @@ from sync import partial, partial_push, partial_wire, services, wire
 from sync.models import PartialProof
 
 from ..ledger.remote import RemoteNode
+from .fakes import served_group
 from .test_endpoints import as_batch
-from .test_partial import served_group
 
 pytestmark = pytest.mark.django_db
 
@@ -21,7 +21,6 @@ def _parent(*, partial_: bool = True):
     return services.add_peer(
         node_id=node.node_id, public_key=node.public_b64, tier="urban_centre", role="parent", partial=partial_
     )
-
 
 
 def _state():

@@ -6,7 +6,7 @@ import pytest
 
 from sync import partial_wire, wire
 
-from .fakes import FakeLog
+from .fakes import FakeLog, served_group
 
 
 @pytest.fixture
@@ -17,16 +17,7 @@ def log():
 
 
 def group(log: FakeLog, indexes=(2, 5, 11), size: int | None = None) -> dict:
-    size = len(log.entries) if size is None else size
-    return {
-        "origin": log.node_id,
-        "public_key": log.public_b64,
-        "tier": "rural_clinic",
-        "checkpoint": log.checkpoint(size),
-        "entries": [dict(log.entries[i]) for i in indexes],
-        "proofs": [[wire.b64(h) for h in log.tree.inclusion_proof(i, size)] for i in indexes],
-        "scanned_to": size,
-    }
+    return served_group(log, indexes, size, tier="rural_clinic")
 
 
 def test_a_group_of_scattered_entries_checks(log):

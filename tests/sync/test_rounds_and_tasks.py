@@ -46,8 +46,8 @@ class ScriptedPeer:
         raise AssertionError(name)
 
 
-@pytest.fixture
-def peer():
+def parent_peer():
+    """A parent (a FakeLog's key) at an address nothing listens on: the tests script its answers."""
     log = FakeLog()
     return services.add_peer(
         node_id=log.node_id,
@@ -56,6 +56,11 @@ def peer():
         url="http://127.0.0.1:9",
         role="parent",
     )
+
+
+@pytest.fixture
+def peer():
+    return parent_peer()
 
 
 def remote_log(patients: int, prefix: str = "RA") -> RemoteNode:

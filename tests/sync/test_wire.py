@@ -15,6 +15,7 @@ from asicproof.stratum.share import target_for_difficulty
 from ledger import note
 from sync import wire
 
+from . import bundle_files
 from .fakes import FakeLog
 
 NOW = 1_800_000_000
@@ -454,13 +455,7 @@ def test_version_vectors_are_checked(vector, reason):
 @pytest.fixture
 def bundle_bytes(log):
     sender = FakeLog()
-    return sender, wire.write_bundle(
-        sender.key,
-        sender=sender.node_id,
-        sender_public_key=sender.public_b64,
-        batches=[log.batch()],
-        created=NOW,
-    )
+    return sender, bundle_files.bundle_bytes(sender, [log.batch()], created=NOW)
 
 
 def test_a_bundle_round_trips(bundle_bytes, log):
