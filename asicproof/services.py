@@ -1,5 +1,6 @@
 """Writes for ASIC proofs: device decisions, accepted shares, health readings."""
 
+import contextlib
 import json
 
 from django.db import IntegrityError, transaction
@@ -82,7 +83,7 @@ def record_proof(proof: dict) -> bool:
     check = verify_proof(proof)
     if not check.ok or check.node_id != self_node_id():
         return False
-    checkpoint = _checkpoint_by_hash(check.checkpoint)
+    checkpoint = _checkpoint_by_hash(check.checkpoint, proof.get("job_id"))
     device = Device.objects.filter(worker=proof.get("worker"), status=Device.Status.APPROVED).first()
     if checkpoint is None or device is None:
         return False
@@ -102,18 +103,26 @@ def record_proof(proof: dict) -> bool:
     return True
 
 
-_RECENT: dict[str, int] = {}
+def _checkpoint_by_hash(hash_hex: str | None, job_id: object = None) -> Checkpoint | None:
+    """This node's checkpoint whose note hashes to `hash_hex` (the share's prevhash), or None.
 
-
-def _checkpoint_by_hash(hash_hex: str | None) -> Checkpoint | None:
+    The share is bound to the checkpoint of the job it names, which need not be the newest one: the
+    server keeps accepting shares for its last few jobs, and checkpoints may be sealed faster than jobs
+    are published. Our job ids are tree sizes in hex, so the job id names the one candidate; the hash,
+    not the id, decides. Any other id falls back to the newest 16 checkpoints.
+    """
     if not hash_hex:
         return None
-    if hash_hex in _RECENT:
-        return Checkpoint.objects.filter(pk=_RECENT[hash_hex]).first()
-    for checkpoint in Checkpoint.objects.filter(origin=self_node_id()).order_by("-size")[:16]:
-        _RECENT[note_hash(checkpoint.note).hex()] = checkpoint.pk
-    pk = _RECENT.get(hash_hex)
-    return Checkpoint.objects.filter(pk=pk).first() if pk else None
+    mine = Checkpoint.objects.filter(origin=self_node_id())
+    size = None
+    if isinstance(job_id, str) and 0 < len(job_id) <= 16:
+        with contextlib.suppress(ValueError):
+            size = int(job_id, 16)
+    for candidates in (mine.filter(size=size) if size is not None else [], mine.order_by("-size")[:16]):
+        for checkpoint in candidates:
+            if note_hash(checkpoint.note).hex() == hash_hex:
+                return checkpoint
+    return None
 
 
 def record_health(*, device: Device, reading: dict) -> DeviceHealth:

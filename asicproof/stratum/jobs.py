@@ -225,9 +225,16 @@ def coinbase_node_id(tx: bytes) -> bytes | None:
 
 
 class JobBook:
-    """The jobs a share may still name: the newest few, fewer when a clean job makes the rest stale."""
+    """The jobs a share may still name: the newest `max_jobs`, fewer when a clean job makes the rest stale.
 
-    def __init__(self, max_jobs: int = 4):
+    A new checkpoint does not make the work on an older one invalid (a share on it still attests every
+    entry up to that checkpoint's size), so checkpoint jobs are published with clean_jobs=false and
+    shares for the few previous ones stay welcome. The window is a count, not an age: jobs come at most
+    one per backend poll (2 s), so 8 jobs cover at least 16 s of in-flight work, while a job that stayed
+    current for hours must not expire the moment it is replaced. Clean jobs still clear the book.
+    """
+
+    def __init__(self, max_jobs: int = 8):
         self.max_jobs = max_jobs
         self._jobs: OrderedDict[str, Job] = OrderedDict()
 

@@ -203,6 +203,9 @@ class SoftMiner:
         if msg.method == "mining.notify":
             job = Job.from_notify_params(msg.params)
             self.stats.clean_jobs += job.clean_jobs
+            # New work is taken up at once, clean or not (a newer checkpoint is the better proof);
+            # shares already found for the old job are still submitted under its id, which the
+            # server accepts while that job is in its book (clean_jobs=false keeps it there).
             if self.job is None or job.clean_jobs or not job.same_work(self.job):
                 self.job, self._reset = job, True
                 self.stats.jobs += 1

@@ -42,7 +42,7 @@ class ServerConfig:
     tick: float = 1.0  # timer resolution
     extranonce2_size: int = EXTRANONCE2_SIZE
     version_mask: int = BIP320_MASK
-    max_jobs: int = 4
+    max_jobs: int = 8  # jobs whose shares are still accepted (see JobBook): >= 16 s of checkpoints
     max_shares_per_job: int = 4096  # per connection; bounds the duplicate-detection memory
     max_workers: int = 8  # per connection
     max_protocol_errors: int = 20

@@ -174,7 +174,8 @@ class Session:
         return encode_notification("mining.notify", params)
 
     def _activate(self, now: float) -> None:
-        """Once subscribed and authorized: a difficulty, then the current job with clean_jobs."""
+        """Once subscribed and authorized: a difficulty, then the current job with clean_jobs (a new
+        connection has no work of ours to keep: after a restart or reconnect, start afresh)."""
         if self.active or not self.subscribed or not self.authorized:
             return
         self.active = True
@@ -196,7 +197,11 @@ class Session:
                 self._later(self._notify(job, False))
 
     def on_job(self, job: Job) -> None:
-        """A new job was published: forget dedup sets of jobs that went stale, then notify."""
+        """A new job was published: forget dedup sets of jobs that left the book, then notify.
+
+        Jobs still in the book keep their sets: a share for an older checkpoint's job is accepted, and
+        the same share again is still a duplicate (the set holds header hashes, which cover prevhash,
+        so the key is the job and the nonce, extranonce2, ntime and version bits)."""
         for job_id in [j for j in self.seen if j not in self.server.jobs]:
             del self.seen[job_id]
         if self.active:

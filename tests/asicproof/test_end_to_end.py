@@ -58,7 +58,7 @@ def test_shares_become_proofs_bound_to_the_checkpoint_and_verify_offline(style):
     assert summary["asic_work"] > 0
 
 
-def test_a_new_checkpoint_sends_clean_jobs_and_shares_follow_it():
+def test_a_new_checkpoint_sends_a_new_job_and_shares_follow_it():
     patient = factories.patient()
     services.decide_device(worker="softminer", approve=True)
     first = ledger_services.seal_checkpoint()
