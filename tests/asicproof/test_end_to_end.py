@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from asicproof import services
 from asicproof.backend import DjangoBackend
@@ -32,6 +33,9 @@ async def _with_server(coroutine_factory, **config):
     finally:
         poller.cancel()
         await server.close()
+        # sync_to_async's one ORM thread keeps its own connection: close it, or PostgreSQL cannot drop
+        # the test database at the end of the run ("is being accessed by other users").
+        await sync_to_async(connections.close_all)()
 
 
 def _miner(port: int, **kwargs) -> MinerConfig:
