@@ -24,6 +24,7 @@ test: setup
 
 test-fast: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -n 2 -m "not e2e and not powerloss and not reliability_slow"
 
 bench: setup
@@ -51,6 +52,7 @@ reliability: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 messages: setup
 	$(BIN)/python manage.py makemessages -l fr -l sw --ignore=.venv --ignore=var

@@ -13,6 +13,7 @@ export SILICONHEALTH_HOME=$home
 
 echo "== ruff"
 $BIN/ruff check .
+$BIN/ruff format --check .  # one layout for everyone: `ruff format .` fixes it
 
 echo "== pytest on SQLite"
 $BIN/pytest -q -n "$WORKERS" -p no:cacheprovider -m "not e2e and not powerloss and not reliability_slow"

@@ -23,7 +23,13 @@ MODELS = {
 }
 # A patient's fields an import sets and may correct with PUT.
 PATIENT_FIELDS = (
-    "given_name", "family_name", "sex", "birth_date", "birth_date_estimated", "village", "phone"
+    "given_name",
+    "family_name",
+    "sex",
+    "birth_date",
+    "birth_date_estimated",
+    "village",
+    "phone",
 )
 # Write order: what others refer to first.
 ORDER = ["patient", "encounter", "observation", "condition", "prescription", "note", "attachment"]

@@ -24,8 +24,9 @@ DAMAGE_KINDS = ("noise", "blackout", "crop", "stripes")
 STRIPE_PERIOD = 20
 
 
-def damage_mask(shape: tuple[int, int], kind: str, fraction: float, *, seed: int = 0,
-                period: int = STRIPE_PERIOD) -> np.ndarray:
+def damage_mask(
+    shape: tuple[int, int], kind: str, fraction: float, *, seed: int = 0, period: int = STRIPE_PERIOD
+) -> np.ndarray:
     """(H, W) bool mask of the pixels a damage of this kind and fraction touches."""
     h, w = shape
     if not 0.0 <= fraction <= 1.0:
@@ -57,8 +58,9 @@ def damage_mask(shape: tuple[int, int], kind: str, fraction: float, *, seed: int
     return mask
 
 
-def apply_damage(pixels: np.ndarray, kind: str, fraction: float, *, seed: int = 0,
-                 period: int = STRIPE_PERIOD) -> tuple[np.ndarray, np.ndarray]:
+def apply_damage(
+    pixels: np.ndarray, kind: str, fraction: float, *, seed: int = 0, period: int = STRIPE_PERIOD
+) -> tuple[np.ndarray, np.ndarray]:
     """Return (damaged copy, (H, W) mask of damaged pixels)."""
     arr = np.array(pixels, copy=True)
     mask = damage_mask(arr.shape[:2], kind, fraction, seed=seed, period=period)
@@ -78,8 +80,15 @@ class RecoveryPoint:
     recovered: bool
 
 
-def recovers(marked: np.ndarray, key: bytes, payload: codec.WatermarkPayload, kind: str, fraction: float,
-             *, seed: int = 0) -> bool:
+def recovers(
+    marked: np.ndarray,
+    key: bytes,
+    payload: codec.WatermarkPayload,
+    kind: str,
+    fraction: float,
+    *,
+    seed: int = 0,
+) -> bool:
     """True if the payload is recovered after this damage.  A *different* payload is a bug: it raises."""
     damaged, _ = apply_damage(marked, kind, fraction, seed=seed)
     try:
@@ -91,15 +100,25 @@ def recovers(marked: np.ndarray, key: bytes, payload: codec.WatermarkPayload, ki
     return True
 
 
-def max_recoverable_damage(marked: np.ndarray, key: bytes, payload: codec.WatermarkPayload, kind: str, *,
-                           lo: float = 0.0, hi: float = 0.99, tol: float = 0.01,
-                           seeds: tuple[int, ...] = (0,), check: Callable[..., bool] = recovers) -> float:
+def max_recoverable_damage(
+    marked: np.ndarray,
+    key: bytes,
+    payload: codec.WatermarkPayload,
+    kind: str,
+    *,
+    lo: float = 0.0,
+    hi: float = 0.99,
+    tol: float = 0.01,
+    seeds: tuple[int, ...] = (0,),
+    check: Callable[..., bool] = recovers,
+) -> float:
     """Largest damage fraction (to ``tol``) at which the payload is still recovered, for every seed.
 
     Binary search between ``lo`` (assumed recoverable) and ``hi``; returns ``hi`` if even that works.
     Recovery is not strictly monotone in the fraction for random damage, so read the result as
     "about this much", and use :func:`sweep` for a curve.
     """
+
     def ok(f: float) -> bool:
         return all(check(marked, key, payload, kind, f, seed=s) for s in seeds)
 
@@ -114,14 +133,26 @@ def max_recoverable_damage(marked: np.ndarray, key: bytes, payload: codec.Waterm
     return round(lo, 4)
 
 
-def sweep(marked: np.ndarray, key: bytes, payload: codec.WatermarkPayload, kind: str,
-          fractions: tuple[float, ...] = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95), *, seed: int = 0
-          ) -> list[RecoveryPoint]:
+def sweep(
+    marked: np.ndarray,
+    key: bytes,
+    payload: codec.WatermarkPayload,
+    kind: str,
+    fractions: tuple[float, ...] = (0.1, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+    *,
+    seed: int = 0,
+) -> list[RecoveryPoint]:
     return [RecoveryPoint(f, recovers(marked, key, payload, kind, f, seed=seed)) for f in fractions]
 
 
-def robustness_report(marked: np.ndarray, key: bytes, payload: codec.WatermarkPayload, *,
-                      kinds: tuple[str, ...] = DAMAGE_KINDS, tol: float = 0.01,
-                      seeds: tuple[int, ...] = (0,)) -> dict[str, float]:
+def robustness_report(
+    marked: np.ndarray,
+    key: bytes,
+    payload: codec.WatermarkPayload,
+    *,
+    kinds: tuple[str, ...] = DAMAGE_KINDS,
+    tol: float = 0.01,
+    seeds: tuple[int, ...] = (0,),
+) -> dict[str, float]:
     """``{kind: max recoverable fraction}`` for each damage kind (what the benchmark prints)."""
     return {k: max_recoverable_damage(marked, key, payload, k, tol=tol, seeds=seeds) for k in kinds}

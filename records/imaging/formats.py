@@ -189,8 +189,17 @@ def meta_for(pixels: np.ndarray, media_type: str = PNG) -> ImageMeta:
         raise ImageFormatError(f"expected uint8/uint16 HxW or HxWx3 pixels, got {arr.dtype} {arr.shape}")
     channels = 1 if arr.ndim == 2 else arr.shape[2]
     bits = arr.dtype.itemsize * 8
-    return ImageMeta(mt, mt, arr.shape[0], arr.shape[1], channels, bits, bits, False,
-                     "MONOCHROME2" if channels == 1 else "RGB")
+    return ImageMeta(
+        mt,
+        mt,
+        arr.shape[0],
+        arr.shape[1],
+        channels,
+        bits,
+        bits,
+        False,
+        "MONOCHROME2" if channels == 1 else "RGB",
+    )
 
 
 # ------------------------------------------------------------------------------------------- sniffing
@@ -260,8 +269,9 @@ def _check_pixels(h: int, w: int, max_pixels: int) -> None:
 # ------------------------------------------------------------------------------------------------ load
 
 
-def load_image(data: bytes, declared_media_type: str | None = None, *,
-               max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, ImageMeta]:
+def load_image(
+    data: bytes, declared_media_type: str | None = None, *, max_pixels: int = MAX_PIXELS
+) -> tuple[np.ndarray, ImageMeta]:
     """Decode ``data`` into (pixels, meta).
 
     pixels: ``uint8``/``uint16`` (``int16`` for signed DICOM) array, HxW gray or HxWx3 colour.
@@ -515,8 +525,10 @@ _LOSSY_TS = {
     "1.2.840.10008.1.2.4.203": "HTJ2K (lossless or lossy)",
     "1.2.840.10008.1.2.4.111": "JPEG XL JPEG Recompression",
     "1.2.840.10008.1.2.4.112": "JPEG XL",
-    **{f"1.2.840.10008.1.2.4.{i}": "retired lossy JPEG process" for i in (52, 53, 54, 55, 56, 59, 60, 61,
-                                                                             62, 63, 64)},
+    **{
+        f"1.2.840.10008.1.2.4.{i}": "retired lossy JPEG process"
+        for i in (52, 53, 54, 55, 56, 59, 60, 61, 62, 63, 64)
+    },
     **{f"1.2.840.10008.1.2.4.{i}": "MPEG/HEVC video" for i in range(100, 109)},
 }
 _VIDEO = {f"1.2.840.10008.1.2.4.{i}" for i in range(100, 109)}
@@ -541,8 +553,9 @@ def dicom_transfer_syntax_support() -> list[dict]:
                 missing = list(dec.missing_dependencies)
         except (NotImplementedError, ValueError):
             missing = ["no pydicom decoder"]
-        rows.append({"uid": uid, "name": name, "lossy": uid in _LOSSY_TS, "readable": available,
-                     "needs": missing})
+        rows.append(
+            {"uid": uid, "name": name, "lossy": uid in _LOSSY_TS, "readable": available, "needs": missing}
+        )
     return rows
 
 
@@ -597,15 +610,28 @@ def _load_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, ImageMeta]:
     if spp not in (1, 3):
         raise UnsupportedFormatError(f"DICOM with {spp} samples per pixel is not supported")
     if pi == "PALETTE COLOR":
-        raise UnsupportedFormatError("PALETTE COLOR DICOM is not supported (the LSB of an index is not a "
-                                     "small change); convert it to RGB first")
+        raise UnsupportedFormatError(
+            "PALETTE COLOR DICOM is not supported (the LSB of an index is not a "
+            "small change); convert it to RGB first"
+        )
     if pi not in ("MONOCHROME1", "MONOCHROME2", "RGB") and not pi.startswith("YBR_"):
         raise UnsupportedFormatError(f"DICOM photometric interpretation {pi!r} is not supported")
     if ts in _VIDEO:
         raise UnsupportedTransferSyntaxError("video transfer syntaxes are not supported")
 
-    meta = ImageMeta(DICOM, DICOM, rows, cols, spp, bits, stored, bool(pr), pi, transfer_syntax=ts,
-                     transfer_syntax_name=_LOSSLESS_TS.get(ts) or _LOSSY_TS.get(ts) or ts)
+    meta = ImageMeta(
+        DICOM,
+        DICOM,
+        rows,
+        cols,
+        spp,
+        bits,
+        stored,
+        bool(pr),
+        pi,
+        transfer_syntax=ts,
+        transfer_syntax_name=_LOSSLESS_TS.get(ts) or _LOSSY_TS.get(ts) or ts,
+    )
     uid = pydicom.uid.UID(ts)
     if uid.is_compressed:
         try:
@@ -624,8 +650,11 @@ def _load_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, ImageMeta]:
         # decoder.as_array rather than Dataset.decompress: the latter trips over a read-only buffer in
         # pydicom 3.0.2 for some signed JPEG 2000 files; the element updates are the same.
         arr, image_pixel = decoder.as_array(ds, validate=True, **as_pixel_options(ds, as_rgb=True))
-        new_pi = str(getattr(image_pixel["photometric_interpretation"], "value",
-                             image_pixel["photometric_interpretation"])).upper()
+        new_pi = str(
+            getattr(
+                image_pixel["photometric_interpretation"], "value", image_pixel["photometric_interpretation"]
+            )
+        ).upper()
         if new_pi != pi:
             ds.PhotometricInterpretation = new_pi
             meta.note(f"decoded {pi} pixels stored as {new_pi}")
@@ -648,8 +677,10 @@ def _load_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, ImageMeta]:
     if lossy or ds.get("LossyImageCompression") == "01":
         meta.lossy_source = True
         if ts in _LOSSY_TS:
-            meta.note(f"source transfer syntax {meta.transfer_syntax_name} is lossy; stored uncompressed "
-                      "(Explicit VR Little Endian) so the watermark survives")
+            meta.note(
+                f"source transfer syntax {meta.transfer_syntax_name} is lossy; stored uncompressed "
+                "(Explicit VR Little Endian) so the watermark survives"
+            )
             if ds.get("LossyImageCompression") != "01":
                 ds.LossyImageCompression = "01"
     elif ts != _EXPLICIT_LE:
@@ -707,8 +738,9 @@ def _ts_of(data: bytes) -> str | None:
 # ------------------------------------------------------------------------------------------------ save
 
 
-def save_image(pixels: np.ndarray, meta: ImageMeta, *, media_type: str | None = None,
-               transfer_syntax: str | None = None) -> bytes:
+def save_image(
+    pixels: np.ndarray, meta: ImageMeta, *, media_type: str | None = None, transfer_syntax: str | None = None
+) -> bytes:
     """Encode ``pixels`` losslessly in ``media_type`` (default ``meta.media_type``).
 
     For DICOM the header in ``meta.dicom`` is written back with only the standard-required changes,
@@ -766,8 +798,11 @@ def _save_tiff(arr: np.ndarray, meta: ImageMeta) -> bytes:
     if arr.ndim == 3:
         photometric = "rgb"
     else:
-        photometric = "miniswhite" if meta.photometric == "MONOCHROME1" and meta.source_media_type == TIFF \
+        photometric = (
+            "miniswhite"
+            if meta.photometric == "MONOCHROME1" and meta.source_media_type == TIFF
             else "minisblack"
+        )
     kwargs: dict[str, Any] = {}
     if "XResolution" in meta.extra and "YResolution" in meta.extra:
         kwargs["resolution"] = (meta.extra["XResolution"], meta.extra["YResolution"])

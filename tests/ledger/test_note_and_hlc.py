@@ -31,7 +31,7 @@ _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 def _other_spelling(text: str) -> str:
     """The same bytes, base64-spelled with a nonzero unused bit in the last character (before the '=')."""
     last = text.rstrip("=")
-    spelled = last[:-1] + _ALPHABET[_ALPHABET.index(last[-1]) | 1] + text[len(last):]
+    spelled = last[:-1] + _ALPHABET[_ALPHABET.index(last[-1]) | 1] + text[len(last) :]
     assert spelled != text and base64.b64decode(spelled) == base64.b64decode(text)
     return spelled
 

@@ -106,8 +106,13 @@ class Client:
                     return True
         return True
 
-    async def handshake(self, worker: str = "w1", agent: str = "cpuminer/test", configure: bool = True,
-                        suggest: float | None = 1e-6) -> None:
+    async def handshake(
+        self,
+        worker: str = "w1",
+        agent: str = "cpuminer/test",
+        configure: bool = True,
+        suggest: float | None = 1e-6,
+    ) -> None:
         if configure:
             rolling = [["version-rolling"], {"version-rolling.mask": "ffffffff"}]
             reply = await self.call("mining.configure", rolling)
@@ -143,8 +148,17 @@ class Client:
         self.writer.close()
 
 
-def find_share(job: Job, extranonce1: bytes, difficulty: float, *, valid: bool = True, en2: bytes = bytes(4),
-               version_bits: int = 0, mask: int = 0, start: int = 0) -> int:
+def find_share(
+    job: Job,
+    extranonce1: bytes,
+    difficulty: float,
+    *,
+    valid: bool = True,
+    en2: bytes = bytes(4),
+    version_bits: int = 0,
+    mask: int = 0,
+    start: int = 0,
+) -> int:
     """A nonce whose share meets (valid=True) or misses (valid=False) the difficulty."""
     prefix = job.share_header(extranonce1, en2, job.ntime, 0, version_bits, mask)[:76]
     target = target_for_difficulty(difficulty)

@@ -17,17 +17,32 @@ from asicproof.stratum.session import Session
 from .helpers import blocking_handshake, make_job, server_config, threaded_server
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
 hexish = st.text("0123456789abcdefxyz", max_size=10)
-METHODS = ["mining.configure", "mining.subscribe", "mining.authorize", "mining.submit",
-           "mining.suggest_difficulty", "mining.extranonce.subscribe", "mining.ping", "mining.unknown"]
+METHODS = [
+    "mining.configure",
+    "mining.subscribe",
+    "mining.authorize",
+    "mining.submit",
+    "mining.suggest_difficulty",
+    "mining.extranonce.subscribe",
+    "mining.ping",
+    "mining.unknown",
+]
 params = st.lists(json_values, max_size=6) | st.lists(hexish, min_size=5, max_size=6) | json_values
 ids = st.integers(0, 10**6) | st.none() | st.text(max_size=5) | st.booleans()
-requests = st.fixed_dictionaries({"id": ids, "method": st.sampled_from(METHODS) | st.text(max_size=8),
-                                  "params": params})
-lines = (requests.map(lambda r: json.dumps(r).encode()) | st.binary(max_size=200)
-         | json_values.map(lambda v: json.dumps(v).encode()))
+requests = st.fixed_dictionaries(
+    {"id": ids, "method": st.sampled_from(METHODS) | st.text(max_size=8), "params": params}
+)
+lines = (
+    requests.map(lambda r: json.dumps(r).encode())
+    | st.binary(max_size=200)
+    | json_values.map(lambda v: json.dumps(v).encode())
+)
 
 
 @given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
@@ -50,21 +65,32 @@ def test_parse_line_on_any_json(value):
         assert msg.method == value["method"] and isinstance(msg.params, list)
 
 
-@pytest.mark.parametrize("raw", [
-    b"[" * 5000 + b"]" * 5000, b'{"id":1,"method":"x","params":[' + b"9" * 5000 + b"]}",
-    b'{"id":NaN,"method":"x"}',
-    b'{"id":1,"method":"x","params":[Infinity]}', b"\xff\xfe", b'{"id":true,"method":"x"}',
-    b'{"id":[1],"method":"x"}', b'{"id":1,"method":""}', b'{"id":1,"method":"x","params":{"a":1}}', b"{}",
-    b'{"id":1,"method":"' + b"m" * 100 + b'"}', b"x" * 17000,
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b'{"id":1,"method":"x","params":[' + b"9" * 5000 + b"]}",
+        b'{"id":NaN,"method":"x"}',
+        b'{"id":1,"method":"x","params":[Infinity]}',
+        b"\xff\xfe",
+        b'{"id":true,"method":"x"}',
+        b'{"id":[1],"method":"x"}',
+        b'{"id":1,"method":""}',
+        b'{"id":1,"method":"x","params":{"a":1}}',
+        b"{}",
+        b'{"id":1,"method":"' + b"m" * 100 + b'"}',
+        b"x" * 17000,
+    ],
+)
 def test_parse_line_rejects(raw):
     with pytest.raises(ProtocolError):
         parse_line(raw)
 
 
 def test_parse_line_accepts_stratum_shapes():
-    assert parse_line(b'{"id":null,"method":"mining.notify","params":[]}\n') == \
-        Request(None, "mining.notify", [])
+    assert parse_line(b'{"id":null,"method":"mining.notify","params":[]}\n') == Request(
+        None, "mining.notify", []
+    )
     assert parse_line('{"id":3,"method":"mining.ping"}') == Request(3, "mining.ping", [])
     assert parse_line('{"id":3,"result":true,"error":null}') == Response(3, True, None)
 
@@ -83,8 +109,14 @@ def test_session_answers_every_request_and_never_raises(sequence):
     sink = _Sink()
 
     async def run():
-        session = Session(server, b"\x00\x00\x00\x01", "fuzz", sink.out.append,
-                          lambda: setattr(sink, "closed", True), now=0.0)
+        session = Session(
+            server,
+            b"\x00\x00\x00\x01",
+            "fuzz",
+            sink.out.append,
+            lambda: setattr(sink, "closed", True),
+            now=0.0,
+        )
         for i, line in enumerate(sequence):
             before = len(sink.out)
             await session.handle_line(line, now=float(i))
@@ -131,7 +163,7 @@ NASTY = [
     b"\xff\xfe\x00garbage\n",
     b'{"id":1,"method":"mining.submit","params":',  # truncated, then hang up
     b'{"id":1,"method":"mining.submit","params":["w","1","00000000","00000000","00000000"]}\n',
-    b"[1,2,3]\nnull\n\"str\"\n1e999\n",
+    b'[1,2,3]\nnull\n"str"\n1e999\n',
     b'{"id":true,"method":"x"}\n{"id":1,"method":"mining.subscribe","params":{"a":1}}\n',
     b"[" * 5000 + b"]" * 5000 + b"\n",
     b'{"id":1,"method":"mining.suggest_difficulty","params":[1e999]}\n',

@@ -62,13 +62,25 @@ def test_genesis_coinbase_and_header():
 
 def test_block_125552_from_fields():
     b = B125552
-    header = build_header(b["version"], from_display_hex(b["prev"]), from_display_hex(b["merkle"]),
-                          b["time"], b["bits"], b["nonce"])
+    header = build_header(
+        b["version"],
+        from_display_hex(b["prev"]),
+        from_display_hex(b["merkle"]),
+        b["time"],
+        b["bits"],
+        b["nonce"],
+    )
     digest = sha256d(header)
     assert display_hex(digest) == b["hash"]
     assert hash_to_int(digest) <= compact_to_target(b["bits"])
-    assert parse_header(header) == (1, from_display_hex(b["prev"]), from_display_hex(b["merkle"]),
-                                    b["time"], b["bits"], b["nonce"])
+    assert parse_header(header) == (
+        1,
+        from_display_hex(b["prev"]),
+        from_display_hex(b["merkle"]),
+        b["time"],
+        b["bits"],
+        b["nonce"],
+    )
     # Perturbing the nonce breaks it: the check is not vacuous.
     bad = header[:76] + struct.pack("<I", b["nonce"] + 1)
     assert hash_to_int(sha256d(bad)) > compact_to_target(b["bits"])
@@ -79,15 +91,20 @@ def test_block_125552_through_stratum_representation():
     b = B125552
     notify_prev = prevhash_to_notify(from_display_hex(b["prev"]))
     # the notify form is the explorer hex with its 4-byte words in reverse order
-    words = [b["prev"][i:i + 8] for i in range(0, 64, 8)]
+    words = [b["prev"][i : i + 8] for i in range(0, 64, 8)]
     assert notify_prev == "".join(reversed(words))
     version_hex, nbits_hex = hex32(b["version"]), hex32(b["bits"])
     assert (version_hex, nbits_hex) == ("00000001", "1a44b9f2")
     submit_ntime, submit_nonce = hex32(b["time"]), hex32(b["nonce"])
     assert submit_nonce == "9546a142"
-    header = build_header(parse_hex32(version_hex), prevhash_from_notify(notify_prev),
-                          from_display_hex(b["merkle"]), parse_hex32(submit_ntime), parse_hex32(nbits_hex),
-                          parse_hex32(submit_nonce))
+    header = build_header(
+        parse_hex32(version_hex),
+        prevhash_from_notify(notify_prev),
+        from_display_hex(b["merkle"]),
+        parse_hex32(submit_ntime),
+        parse_hex32(nbits_hex),
+        parse_hex32(submit_nonce),
+    )
     assert display_hex(sha256d(header)) == b["hash"]
 
 
@@ -98,8 +115,17 @@ def test_block1_full_stratum_job():
     # Split the coinbase as a pool would: extranonce1 (4 bytes) and extranonce2 (4 bytes) inside it.
     coinb1, en1, en2, coinb2 = cb[:42], cb[42:46], cb[46:50], cb[50:]
     assert coinbase(coinb1, en1, en2, coinb2) == cb
-    notify = ["b1", prevhash_to_notify(from_display_hex(GENESIS_HASH)), coinb1.hex(), coinb2.hex(), [],
-              "00000001", "1d00ffff", hex32(1231469665), True]
+    notify = [
+        "b1",
+        prevhash_to_notify(from_display_hex(GENESIS_HASH)),
+        coinb1.hex(),
+        coinb2.hex(),
+        [],
+        "00000001",
+        "1d00ffff",
+        hex32(1231469665),
+        True,
+    ]
     assert notify[1] == "0a8ce26f72b3f1b646a2a6c14ff763ae65831e939c085ae10019d66800000000"
     job = Job.from_notify_params(notify)
     assert job.to_notify_params() == notify
@@ -137,8 +163,10 @@ def test_prevhash_round_trip_and_slush_example():
     assert prevhash_from_notify(prevhash_to_notify(raw)) == raw
     # The example notify in the original Stratum documentation (slush pool).
     notify = "4d16b6f85af6e2198f44ae2a6de67f78487ae5611b77c6c0440b921e00000000"
-    assert display_hex(prevhash_from_notify(notify)) == \
-        "00000000440b921e1b77c6c0487ae5616de67f788f44ae2a5af6e2194d16b6f8"
+    assert (
+        display_hex(prevhash_from_notify(notify))
+        == "00000000440b921e1b77c6c0487ae5616de67f788f44ae2a5af6e2194d16b6f8"
+    )
     with pytest.raises(ValueError):
         prevhash_from_notify(notify[:-2])
 

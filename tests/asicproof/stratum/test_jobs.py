@@ -72,8 +72,17 @@ def _mined_proof(difficulty="0.0001"):
     prefix = job.share_header(en1, en2, job.ntime, 0, bits, BIP320_MASK)[:76]
     target = target_for_difficulty(difficulty)
     nonce = next(found[0][0] for base in range(0, 2**32, 4096) if (found := scan(prefix, base, 4096, target)))
-    return make_proof(job, extranonce1=en1, extranonce2=en2, ntime=job.ntime, nonce=nonce, version_bits=bits,
-                      version_mask=BIP320_MASK, difficulty=difficulty, worker="lv06-1")
+    return make_proof(
+        job,
+        extranonce1=en1,
+        extranonce2=en2,
+        ntime=job.ntime,
+        nonce=nonce,
+        version_bits=bits,
+        version_mask=BIP320_MASK,
+        difficulty=difficulty,
+        worker="lv06-1",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +99,25 @@ def test_proof_verifies(proof):
     assert all(not isinstance(v, float) for v in proof.values())  # hashable as canonical JSON
 
 
-@pytest.mark.parametrize("field,value", [
-    ("nonce", 1), ("ntime", 1_700_000_001), ("version_bits", 0x4000), ("extranonce2", "00000002"),
-    ("prevhash", "00" * 32), ("difficulty", "1000"), ("coinb2", "00"), ("work", 1), ("node_id", "sh-other"),
-    ("version_bits", 0x1), ("difficulty", 0.0001), ("branches", "nope"), ("format", "v0"), ("nonce", -1),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("nonce", 1),
+        ("ntime", 1_700_000_001),
+        ("version_bits", 0x4000),
+        ("extranonce2", "00000002"),
+        ("prevhash", "00" * 32),
+        ("difficulty", "1000"),
+        ("coinb2", "00"),
+        ("work", 1),
+        ("node_id", "sh-other"),
+        ("version_bits", 0x1),
+        ("difficulty", 0.0001),
+        ("branches", "nope"),
+        ("format", "v0"),
+        ("nonce", -1),
+    ],
+)
 def test_tampered_proof_fails(proof, field, value):
     bad = copy.deepcopy(proof)
     bad[field] = value

@@ -128,8 +128,16 @@ async def test_the_software_miner_moves_to_a_non_clean_job_and_its_old_shares_st
     async with running_server(backend, vardiff=steady) as server:
         # Several shares per chunk (4 x 8192 hashes at difficulty 1e-6), all submitted before the
         # miner reads again: those after the first one are in flight when job 2 is announced.
-        miner = _StopsOnNewWork(MinerConfig(port=server.port, worker="lv06", suggest_difficulty=1e-6,
-                                            chunk=8192, max_shares=None, max_seconds=30))
+        miner = _StopsOnNewWork(
+            MinerConfig(
+                port=server.port,
+                worker="lv06",
+                suggest_difficulty=1e-6,
+                chunk=8192,
+                max_shares=None,
+                max_seconds=30,
+            )
+        )
         stats = await miner.run()
     assert stats.rejected == 0 and not stats.errors, stats.errors
     assert stats.jobs == 2 and stats.clean_jobs == 1  # took up job 2 although it was not clean

@@ -18,6 +18,7 @@ def async_test(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         asyncio.run(asyncio.wait_for(fn(*args, **kwargs), 30))
+
     return wrapper
 
 
@@ -26,10 +27,21 @@ async def test_esp_style_and_cpuminer_style_miners_get_shares_accepted():
     backend = InMemoryBackend(job=make_job())
     async with running_server(backend) as server:
         esp, cpu = await asyncio.gather(
-            mine(MinerConfig(port=server.port, worker="lv06", suggest_difficulty=2e-5, max_shares=8,
-                             max_seconds=20)),
-            mine(MinerConfig(port=server.port, worker="cpu", style="cpuminer", suggest_difficulty=2e-5,
-                             max_shares=4, max_seconds=20)),
+            mine(
+                MinerConfig(
+                    port=server.port, worker="lv06", suggest_difficulty=2e-5, max_shares=8, max_seconds=20
+                )
+            ),
+            mine(
+                MinerConfig(
+                    port=server.port,
+                    worker="cpu",
+                    style="cpuminer",
+                    suggest_difficulty=2e-5,
+                    max_shares=4,
+                    max_seconds=20,
+                )
+            ),
         )
     assert (esp.accepted, esp.rejected, cpu.accepted, cpu.rejected) == (8, 0, 4, 0)
     assert esp.version_mask == 0x1FFFE000 and esp.authorized and cpu.authorized
@@ -51,10 +63,15 @@ async def test_esp_style_and_cpuminer_style_miners_get_shares_accepted():
 async def test_subscribe_configure_and_small_methods():
     async with running_server() as server:
         c = await Client.connect(server.port)
-        reply = await c.call("mining.configure", [["version-rolling", "minimum-difficulty"],
-                                                  {"version-rolling.mask": "ffffffff"}])
-        assert reply["result"] == {"version-rolling": True, "version-rolling.mask": "1fffe000",
-                                   "minimum-difficulty": False}
+        reply = await c.call(
+            "mining.configure",
+            [["version-rolling", "minimum-difficulty"], {"version-rolling.mask": "ffffffff"}],
+        )
+        assert reply["result"] == {
+            "version-rolling": True,
+            "version-rolling.mask": "1fffe000",
+            "minimum-difficulty": False,
+        }
         reply = await c.call("mining.configure", [["version-rolling"], {"version-rolling.mask": "00ffff00"}])
         assert reply["result"]["version-rolling.mask"] == "00ffe000"
         reply = await c.call("mining.configure", [["version-rolling"], {"version-rolling.mask": "00000fff"}])
@@ -214,8 +231,9 @@ async def test_pending_worker_is_held_then_accepted_once_approved():
         c.close()
 
         # The software miner in the same situation: refused at first, mining once approved.
-        config = MinerConfig(port=server.port, worker="bitaxe-2", suggest_difficulty=1e-5, max_shares=2,
-                             max_seconds=15)
+        config = MinerConfig(
+            port=server.port, worker="bitaxe-2", suggest_difficulty=1e-5, max_shares=2, max_seconds=15
+        )
         task = asyncio.create_task(mine(config))
         while "bitaxe-2" not in backend.pending:
             await asyncio.sleep(0.02)
@@ -284,8 +302,17 @@ def test_vardiff_climbs_for_a_fast_miner_without_rejecting_its_shares():
     fast = VardiffConfig(target_interval=0.05, retarget_shares=4, hysteresis=1.2)
     backend = InMemoryBackend(job=make_job())
     with threaded_server(backend, vardiff=fast) as server:
-        stats = asyncio.run(mine(MinerConfig(port=server.port, style="cpuminer", suggest_difficulty=1e-6,
-                                             max_shares=None, max_seconds=1.5)))
+        stats = asyncio.run(
+            mine(
+                MinerConfig(
+                    port=server.port,
+                    style="cpuminer",
+                    suggest_difficulty=1e-6,
+                    max_shares=None,
+                    max_seconds=1.5,
+                )
+            )
+        )
         raised = server.stats["difficulty_changes"]
     # In-flight shares found at an older difficulty are honoured (credited at the lowest one in force).
     assert stats.accepted > 10 and stats.rejected == 0

@@ -89,4 +89,3 @@ def test_check_header_agrees_with_plain_hashlib():
     value = hash_to_int(digest)
     assert check_header(header, value) == (True, digest)
     assert check_header(header, value - 1) == (False, digest)
-

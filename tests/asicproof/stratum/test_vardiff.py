@@ -8,17 +8,20 @@ from asicproof.stratum.miner import DEFAULT_USER_AGENT
 from asicproof.stratum.vardiff import Vardiff, VardiffConfig, classify, nice
 
 
-@pytest.mark.parametrize("agent,profile", [
-    ("bitaxe/BM1366/v2.4.1", "bm13xx"),
-    ("ESP-Miner/2.0", "bm13xx"),
-    ("LuckyMiner LV06", "bm13xx"),
-    ("bmminer/2.0.0", "antminer"),
-    ("cgminer/4.11.1", "antminer"),
-    ("cpuminer/2.5.1", "software"),
-    (DEFAULT_USER_AGENT, "software"),  # says "ESP-Miner compatible" but hashes on a CPU
-    ("", "unknown"),
-    (None, "unknown"),
-])
+@pytest.mark.parametrize(
+    "agent,profile",
+    [
+        ("bitaxe/BM1366/v2.4.1", "bm13xx"),
+        ("ESP-Miner/2.0", "bm13xx"),
+        ("LuckyMiner LV06", "bm13xx"),
+        ("bmminer/2.0.0", "antminer"),
+        ("cgminer/4.11.1", "antminer"),
+        ("cpuminer/2.5.1", "software"),
+        (DEFAULT_USER_AGENT, "software"),  # says "ESP-Miner compatible" but hashes on a CPU
+        ("", "unknown"),
+        (None, "unknown"),
+    ],
+)
 def test_classify(agent, profile):
     assert classify(agent).name == profile
 
@@ -60,13 +63,16 @@ def ideal(hashrate, interval=10.0):
     return hashrate * interval / 2**32
 
 
-@pytest.mark.parametrize("agent,hashrate", [
-    ("bitaxe/BM1366/v2.4.1", 500e9),  # LV06, starts low: converge up
-    ("bmminer/2.0.0", 14e12),  # S9
-    ("cgminer/4.11.1", 110e12),  # S19 Pro: far above its start
-    ("cpuminer/2.5.1", 50_000),  # slow CPU: converge down below the start
-    ("bitaxe/BM1366/v2.4.1", 40e9),  # weak device: converge down, but stop at the floor
-])
+@pytest.mark.parametrize(
+    "agent,hashrate",
+    [
+        ("bitaxe/BM1366/v2.4.1", 500e9),  # LV06, starts low: converge up
+        ("bmminer/2.0.0", 14e12),  # S9
+        ("cgminer/4.11.1", 110e12),  # S19 Pro: far above its start
+        ("cpuminer/2.5.1", 50_000),  # slow CPU: converge down below the start
+        ("bitaxe/BM1366/v2.4.1", 40e9),  # weak device: converge down, but stop at the floor
+    ],
+)
 def test_converges(agent, hashrate):
     vd = Vardiff(classify(agent), VardiffConfig(target_interval=10.0))
     history = simulate(vd, hashrate, seconds=3600)

@@ -38,8 +38,12 @@ def _png_chunk(ctype: bytes, data: bytes) -> bytes:
 
 def _raw_png(width: int, height: int, depth: int, color_type: int, rows: bytes) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(rows))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(rows))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _dicom_bytes(ds) -> bytes:
@@ -59,8 +63,15 @@ def _pil_bytes(arr, fmt, **kw) -> bytes:
 
 @pytest.mark.parametrize(
     ("media_type", "c", "dtype"),
-    [(PNG, None, np.uint8), (PNG, None, np.uint16), (PNG, 3, np.uint8),
-     (TIFF, None, np.uint8), (TIFF, None, np.uint16), (TIFF, 3, np.uint8), (TIFF, 3, np.uint16)],
+    [
+        (PNG, None, np.uint8),
+        (PNG, None, np.uint16),
+        (PNG, 3, np.uint8),
+        (TIFF, None, np.uint8),
+        (TIFF, None, np.uint16),
+        (TIFF, 3, np.uint8),
+        (TIFF, 3, np.uint16),
+    ],
 )
 def test_png_tiff_round_trip_is_lossless_and_keeps_the_watermark(media_type, c, dtype):
     img = synthetic(192, 160, channels=c, dtype=dtype)
@@ -169,8 +180,15 @@ def test_dicom_watermark_round_trip_keeps_the_header(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
-     "image_dfl.dcm", "SC_rgb_rle.dcm", "examples_rgb_color.dcm"],
+    [
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_bigendian.dcm",
+        "image_dfl.dcm",
+        "SC_rgb_rle.dcm",
+        "examples_rgb_color.dcm",
+    ],
 )
 def test_dicom_lossless_inputs_are_written_uncompressed(name):
     path = dicom_test_file(name)
