@@ -66,12 +66,16 @@ def newest_anchor() -> Anchor | None:
     from ledger.selectors import node_identity
 
     identity = node_identity()
-    entry = (
-        Entry.objects.filter(object_type=ANCHOR_OBJECT_TYPE, origin=identity.node_id)
-        .order_by("-index")
-        .first()
-    )
+    entry = _own_anchor_entries(Entry, identity.node_id).first()
     return _read_anchor(entry, identity) if entry is not None else None
+
+
+def _own_anchor_entries(Entry, node_id: str):
+    """This node's anchor entries, newest first, found through the (object_id, hlc) index: all anchors
+    are versions of one object, and in one origin's log the hlc grows with the index."""
+    return Entry.objects.filter(
+        object_id=anchor_object_id(node_id), origin=node_id, object_type=ANCHOR_OBJECT_TYPE
+    ).order_by("-hlc", "-index")
 
 
 def anchors(*, limit: int = 20) -> list[Anchor]:
@@ -80,7 +84,7 @@ def anchors(*, limit: int = 20) -> list[Anchor]:
     from ledger.selectors import node_identity
 
     identity = node_identity()
-    rows = Entry.objects.filter(object_type=ANCHOR_OBJECT_TYPE, origin=identity.node_id).order_by("-index")
+    rows = _own_anchor_entries(Entry, identity.node_id)
     return [_read_anchor(entry, identity) for entry in rows[:limit]]
 
 

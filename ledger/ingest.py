@@ -22,13 +22,12 @@ import uuid
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from . import hlc, merkle, note
 from .canonical import canonical_json
 from .entries import leaf_of_wire_entry, log_origin
 from .identity import node_id_for
-from .models import Checkpoint, Entry, LogHead, Node, TreeNode
+from .models import Checkpoint, Entry, LogHead, Node
 from .registry import apply_entries, own_log_restored, retry_pending_applies
 from .selectors import db_get_node, node_identity, self_node_id
 from .stored_tree import is_stored
@@ -196,31 +195,15 @@ def ingest_remote(
 
 
 def _insert_fresh(origin: str, fresh: list[tuple[dict, bytes]], nodes: list[tuple[int, int, bytes]]) -> None:
-    """The Entry and TreeNode rows of checked entries, as the local write path inserts them (one
-    executemany of plain values: bulk_create's per-field preparation was the largest cost of a sync)."""
-    from .services import _ENTRY_COLUMNS, _TREE_NODE_COLUMNS, _insert_rows
+    """The Entry and TreeNode rows of checked entries, inserted as the local write path inserts them."""
+    from .services import insert_log_rows
 
-    connection = transaction.get_connection()
-    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
-    native_uuid = connection.features.has_native_uuid_field  # else 32 hex digits (UUIDField's rule)
-    rows = []
-    for entry, leaf in fresh:
-        object_id = uuid.UUID(entry["id"])  # canonical: _check_entries made sure
-        rows.append(
-            (
-                origin,
-                entry["index"],
-                entry["kind"],
-                entry["type"],
-                object_id if native_uuid else object_id.hex,
-            )
-            + (entry["payload"], entry["author"], entry["hlc"], leaf, created_at)
-        )
-    with connection.cursor() as cursor:
-        if rows:
-            _insert_rows(cursor, Entry, _ENTRY_COLUMNS, rows)
-        if nodes:
-            _insert_rows(cursor, TreeNode, _TREE_NODE_COLUMNS, [(origin, lv, i, h) for lv, i, h in nodes])
+    # uuid.UUID(entry["id"]) is the entry's own id text: _check_entries made sure it is canonical.
+    rows = [
+        (e["index"], e["kind"], e["type"], uuid.UUID(e["id"]), e["payload"], e["author"], e["hlc"], leaf)
+        for e, leaf in fresh
+    ]
+    insert_log_rows(origin, rows, nodes)
 
 
 def ensure_self_node() -> Node:

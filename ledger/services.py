@@ -112,11 +112,6 @@ def _insert_sql(quote, model, columns: tuple[str, ...]) -> str:
     )
 
 
-def _insert_rows(cursor, model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """One executemany of plain values (sync's ingest inserts entries the way append does)."""
-    cursor.executemany(_insert_sql(cursor.db.ops.quote_name, model, columns), rows)
-
-
 def _statements(connection) -> _Statements:
     statements = _STATEMENTS.get(connection.vendor)
     if statements is None:
@@ -223,6 +218,29 @@ def append_many(items: list[PendingEntry]) -> list[AppendedEntry]:
             cursor.executemany(sql.insert_nodes, node_rows)
         cursor.execute(sql.update_head, [index, stamp, _frontier_blob(index, known), origin])
     return entries
+
+
+def insert_log_rows(origin: str, entries: list[tuple], nodes: list[tuple[int, int, bytes]]) -> None:
+    """Store already checked entries of `origin`'s log and its subtree hashes as append_many does: one
+    executemany each of plain values, with its statements (sync's ingest; bulk_create's per-field
+    preparation was the largest cost of a sync). `entries`: (index, kind, object_type, object_id as a
+    uuid.UUID, payload text, author, hlc, leaf hash); `nodes`: (level, index, hash)."""
+    connection = transaction.get_connection()
+    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    native_uuid = connection.features.has_native_uuid_field  # else 32 hex digits (UUIDField's rule)
+    sql = _statements(connection)
+    with connection.cursor() as cursor:
+        if entries:
+            cursor.executemany(
+                sql.insert_entries,
+                [
+                    (origin, index, kind, object_type, object_id if native_uuid else object_id.hex)
+                    + (payload, author, stamp, leaf, created_at)
+                    for index, kind, object_type, object_id, payload, author, stamp, leaf in entries
+                ],
+            )
+        if nodes:
+            cursor.executemany(sql.insert_nodes, [(origin, level, i, h) for level, i, h in nodes])
 
 
 def append(*, kind: str, object_type: str, object_id, payload: dict, author: str) -> AppendedEntry:

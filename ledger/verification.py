@@ -30,7 +30,7 @@ from .selectors import db_get_node
 
 LOG_RANGE = 1 << 14  # entries per log task: a power of two, so that every range starts aligned
 ROW_RANGE = 1 << 14  # record rows per table task
-MISSING_RANGE = 1 << 16  # entries per missing-rows task (a cheap index scan)
+MISSING_RANGE = 1 << 16  # entries per missing-rows task (a range of the log, all types at once)
 
 
 @dataclass
@@ -92,7 +92,16 @@ class _TablePlan:
     in_database: bool  # rows are compared in SQL: only those that differ come back, so count the table
     rows: int
     row_tasks: list[tuple]
-    missing_tasks: list[tuple]
+
+
+@dataclass
+class _RecordsPlan:
+    tables: list[_TablePlan]
+    missing_tasks: list[tuple]  # per range of each log, every ledgered type
+
+    @property
+    def tasks(self) -> list[tuple]:
+        return [*(task for plan in self.tables for task in plan.row_tasks), *self.missing_tasks]
 
 
 def verify_all(progress: Progress | None = None, workers: int = 1) -> Report:
@@ -104,10 +113,8 @@ def verify_all(progress: Progress | None = None, workers: int = 1) -> Report:
     logs = {origin: _plan_log(origin, report) for origin in sorted(origins) if origin not in partial}
     with verify_pool.runner(workers) as pool:
         results = pool.run([task for plan in logs.values() for task in plan.tasks])
-        tables = _plan_records()  # while the workers start on the logs
-        record_results = pool.run(
-            [task for plan in tables for task in (*plan.row_tasks, *plan.missing_tasks)]
-        )
+        records = _plan_records()  # while the workers start on the logs
+        record_results = pool.run(records.tasks)
         for origin in sorted(origins):
             if origin in partial:  # held in part, each entry with its inclusion proof
                 entries, checkpoints, problems = partial[origin](origin)
@@ -116,7 +123,7 @@ def verify_all(progress: Progress | None = None, workers: int = 1) -> Report:
                 report.problems += [Problem(kind, origin, i, detail=d) for kind, i, d in problems]
                 continue
             _verify_log(logs[origin], results, report, progress)
-        _verify_records(tables, record_results, report, progress)
+        _verify_records(records, record_results, report, progress)
         report.workers, report.workers_peak_kb, report.workers_cpu_s = (
             pool.workers,
             pool.workers_peak_kb,
@@ -274,30 +281,32 @@ def _row_ranges(ledgered) -> tuple[int, list[tuple]]:
     return rows, list(zip([None, *cuts], [*cuts, None], strict=True))
 
 
-def _plan_records() -> list[_TablePlan]:
+def _plan_records() -> _RecordsPlan:
     origins = tuple(sorted(Entry.objects.values_list("origin", flat=True).distinct()))
-    tops = {origin: _top_index(origin) for origin in origins}
     plans = []
     for ledgered in ledgered_models():
-        kind = ledgered.object_type
         rows, ranges = _row_ranges(ledgered)
         in_database = bool(ledgered.canonical_sql) and ledgered.canonical_sql(connection) is not None
-        missing = [
-            (verify_tasks.missing_rows, (kind, origins, origin, begin, begin + MISSING_RANGE))
-            for origin in origins
-            for begin in range(0, (tops[origin] or 0) + 1, MISSING_RANGE)
+        row_tasks = [(verify_tasks.table_range, (ledgered.object_type, low, high)) for low, high in ranges]
+        plans.append(_TablePlan(ledgered, in_database, rows, row_tasks))
+    missing = []
+    for origin in origins:
+        top = _top_index(origin) or 0
+        missing += [
+            (verify_tasks.missing_rows, (origins, origin, begin, begin + MISSING_RANGE))
+            for begin in range(0, top + 1, MISSING_RANGE)
         ]
-        row_tasks = [(verify_tasks.table_range, (kind, low, high)) for low, high in ranges]
-        plans.append(_TablePlan(ledgered, in_database, rows, row_tasks, missing))
-    return plans
+    return _RecordsPlan(plans, missing)
 
 
-def _verify_records(plans: list[_TablePlan], results, report: Report, progress: Progress | None) -> None:
+def _verify_records(records: _RecordsPlan, results, report: Report, progress: Progress | None) -> None:
     """Every ledgered table against the latest entry of each of its objects, and back."""
-    for plan in plans:
+    found = []
+    for plan in records.tables:
+        problems = []
         for _task in plan.row_tasks:
-            problems, read = next(results)
-            report.problems += [Problem(*p) for p in problems]
+            part, read = next(results)
+            problems += part
             if not plan.in_database:
                 report.records += read
                 if progress:
@@ -306,6 +315,10 @@ def _verify_records(plans: list[_TablePlan], results, report: Report, progress: 
             report.records += plan.rows
             if progress:
                 progress("records", report.records)
-        missing = [problem for _task in plan.missing_tasks for problem in next(results)]
-        # In object order, as one query over the whole log would give them.
-        report.problems += [Problem(*p) for p in sorted(missing, key=lambda p: p[4])]
+        found.append(problems)
+    missing = [problem for _task in records.missing_tasks for problem in next(results)]
+    # Each table's rows, then its missing objects in object order, as one query per type would give them.
+    for plan, problems in zip(records.tables, found, strict=True):
+        kind = plan.ledgered.object_type
+        problems += sorted((p for p in missing if p[3] == kind), key=lambda p: p[4])
+        report.problems += [Problem(*p) for p in problems]

@@ -5,8 +5,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
+from ledger import services as ledger_services
 from ledger import verification
 from ledger.canonical import canonical_json
 from ledger.models import Entry
@@ -143,3 +144,35 @@ def test_a_deleted_row_is_reported_missing(varied_records):
     [problem] = verification.verify_all().problems
     assert (problem.kind, problem.object_id) == ("record_missing", str(note.pk))
     assert problem.index == Entry.objects.get(object_id=note.pk).index
+
+
+def test_missing_rows_are_found_for_every_type_in_one_pass_of_the_log(varied_records):
+    # One pass over each range of the log checks every type: deleted rows of two types are reported with
+    # their own type, table by table; an object whose latest entry is a delete, and an entry of a type
+    # that has no table, are not.
+    note, observation, retired = ClinicalNote.objects.first(), *Observation.objects.all()[:2]
+    with transaction.atomic():
+        ledger_services.append(
+            kind="delete", object_type="Observation", object_id=retired.pk, payload={}, author="t"
+        )
+        ledger_services.append(
+            kind="create", object_type="Memo", object_id=Patient().pk, payload={}, author="t"
+        )
+        retired.delete()
+    sql("DELETE FROM records_clinicalnote WHERE id = %s", [by_pk(ClinicalNote, note.pk)])
+    sql("DELETE FROM records_observation WHERE id = %s", [by_pk(Observation, observation.pk)])
+    order = [m.object_type for m in ledgered_models()]
+    expected = sorted(
+        [
+            ("record_missing", "ClinicalNote", str(note.pk), Entry.objects.get(object_id=note.pk).index),
+            (
+                "record_missing",
+                "Observation",
+                str(observation.pk),
+                Entry.objects.get(object_id=observation.pk).index,
+            ),
+        ],
+        key=lambda p: order.index(p[1]),
+    )
+    problems = verification.verify_all().problems
+    assert [(p.kind, p.object_type, p.object_id, p.index) for p in problems] == expected
