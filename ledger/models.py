@@ -71,9 +71,11 @@ class Entry(models.Model):
         constraints = [models.UniqueConstraint(fields=["origin", "index"], name="entry_origin_index")]
         # Each index costs pages in every append's commit, so there are two: (origin, index) above, at
         # the tail of each log, and this one, a record's versions (chart marks, history, sync, anchors,
-        # verify's row checks). It is keyed by a random UUID (each insert dirties a random page, the main
-        # write cost of an entry), so it is kept narrow. Nothing reads the log by type at a write's cost:
-        # verify's missing-rows check walks (origin, index) ranges for all types at once.
+        # verify's row checks). It is keyed by the record's UUID, time-ordered for records made here
+        # (records.ids), so a new record's entry lands at its tail; ids from elsewhere (random ones from
+        # older nodes or imports) dirty a random page each, so it is kept narrow. Nothing reads the log
+        # by type at a write's cost: verify's missing-rows check walks (origin, index) ranges for all
+        # types at once.
         indexes = [models.Index(fields=["object_id", "hlc"])]
 
     def __str__(self):

@@ -5,17 +5,18 @@ Rows are written only by records.services, which appends each change to the ledg
 transaction. Measured values are Decimals (never floats) so that their canonical JSON is exact.
 """
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+
+from records.ids import uuid7
 
 
 class ClinicalRecord(models.Model):
     """Fields every ledgered record carries."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Time-ordered (records.ids says why, and why showing the creation time in the id is acceptable).
+    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
     origin = models.CharField(max_length=64, help_text="node id that created the record")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()

@@ -7,6 +7,7 @@ import uuid
 from ledger.models import Entry
 
 from .. import services
+from ..ids import uuid7
 from ..models import Encounter, Patient
 from .from_fhir import RefSpec
 from .import_lookup import chunks, fetch_by, identifier_query, patient_by_identifier, ref_type_id, urn_uuid
@@ -108,7 +109,8 @@ class Resolver:
 
     def _new_id(self, plan: Plan) -> uuid.UUID:
         """The UUID a new record gets: the one it came with; else one derived from where it came from
-        (so that importing the same source twice finds it again); else a random one."""
+        (so that importing the same source twice finds it again); else a new time-ordered one, as a record
+        made here gets."""
         if plan.url_id or plan.mapped.source_id:
             return plan.url_id or plan.mapped.source_id
         if plan.kind == "patient" and plan.mapped.identifiers:
@@ -116,13 +118,13 @@ class Resolver:
         if urn_uuid(plan.full_url):
             return urn_uuid(plan.full_url)
         if plan.kind == "patient":
-            return uuid.uuid4()
+            return uuid7()
         if plan.full_url.startswith(("http://", "https://")):
             return uuid.UUID(derived_id("source", plan.full_url.split("/_history/")[0]))
         scope = self._patient_scope(plan)
         if plan.resource.get("id") and scope:
             return uuid.UUID(derived_id("source", str(scope), plan.mapped.resource_type, plan.resource["id"]))
-        return uuid.uuid4()
+        return uuid7()
 
     def _patient_scope(self, plan: Plan) -> uuid.UUID | None:
         spec = plan.mapped.refs.get("patient")
@@ -160,7 +162,7 @@ class Resolver:
                         severity="warning",
                     )
                 )
-                plan.target_id = uuid.uuid4()
+                plan.target_id = uuid7()
         for plan in self.plans:
             if not plan.action:
                 plan.action = "skip" if plan.model is None else "create"
