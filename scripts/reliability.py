@@ -216,8 +216,10 @@ DEFECTS = [
     "(NOTES: CPU shares), and the worker's unit (indexing, verification, sync) has CPUWeight=50 so that "
     "clinicians' pages come first when the CPU is short; per-request CPU was cut in session 4 (Argon2id "
     "logins, trigram duplicate check, kept PostgreSQL connections). Chart p95 then 88 and 250 ms in two "
-    "hospital runs with other work on the machine (load 3.5-6) and 159 ms (p99 327) in the whole suite's "
-    "run of 2026-12-07 (18.7 minutes); see the load-hospital section.",
+    "hospital runs with other work on the machine (load 3.5-6), 159 ms (p99 327) in the whole suite's "
+    "run of 2026-12-07 (18.7 minutes), and 48 ms (p99 86; saturation 46 req/s) once the ledger wrote "
+    "fewer pages per record (time-ordered ids, one Entry index less; 16.4 minutes with a real PostgreSQL "
+    "restart); see the load-hospital section.",
     "NOTED checkpoint rate: every sync round's /sync/sizes seals a checkpoint when the log grew (so that "
     "the new entries can travel), so 5 children syncing every 3 s sealed up to ~1.5 checkpoints per "
     "second (13 ms each at 2.44 million entries, under the log head's lock). At production intervals "
