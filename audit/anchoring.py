@@ -62,17 +62,18 @@ def _read_anchor(entry, identity) -> Anchor:
 
 def newest_anchor() -> Anchor | None:
     """The newest anchor this node wrote into its own log, checked; None if it never anchored."""
-    from ledger.models import Entry
     from ledger.selectors import node_identity
 
     identity = node_identity()
-    entry = _own_anchor_entries(Entry, identity.node_id).first()
+    entry = _own_anchor_entries(identity.node_id).first()
     return _read_anchor(entry, identity) if entry is not None else None
 
 
-def _own_anchor_entries(Entry, node_id: str):
+def _own_anchor_entries(node_id: str):
     """This node's anchor entries, newest first, found through the (object_id, hlc) index: all anchors
     are versions of one object, and in one origin's log the hlc grows with the index."""
+    from ledger.models import Entry
+
     return Entry.objects.filter(
         object_id=anchor_object_id(node_id), origin=node_id, object_type=ANCHOR_OBJECT_TYPE
     ).order_by("-hlc", "-index")
@@ -80,11 +81,10 @@ def _own_anchor_entries(Entry, node_id: str):
 
 def anchors(*, limit: int = 20) -> list[Anchor]:
     """The newest anchors, newest first (for the console)."""
-    from ledger.models import Entry
     from ledger.selectors import node_identity
 
     identity = node_identity()
-    rows = _own_anchor_entries(Entry, identity.node_id)
+    rows = _own_anchor_entries(identity.node_id)
     return [_read_anchor(entry, identity) for entry in rows[:limit]]
 
 
